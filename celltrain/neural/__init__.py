@@ -1,0 +1,44 @@
+"""Spiking simulation core: neurons, synapses, connections, Layer and Cell, Updater, encoders.
+
+Nothing here depends on Lightning; a plain loop can drive every component.
+"""
+
+from celltrain.neural.bounds import Bound, HardBound, PowerBound, SoftBound, Unbounded
+from celltrain.neural.connections import Connection, Conv2d, Direct, Lateral, Linear
+from celltrain.neural.encoders import Encoder, PoissonEncoder, RegularEncoder
+from celltrain.neural.hooks import Clamp, Normalize
+from celltrain.neural.layer import Cell, Layer
+from celltrain.neural.neurons import ALIF, LIF, Izhikevich, Neuron
+from celltrain.neural.stepped import Stepped
+from celltrain.neural.synapses import DeltaCurrent, ExponentialCurrent, Synapse
+from celltrain.neural.updater import ParameterUpdate, Updater
+
+__all__ = [
+    "ALIF",
+    "LIF",
+    "Bound",
+    "Cell",
+    "Clamp",
+    "Connection",
+    "Conv2d",
+    "DeltaCurrent",
+    "Direct",
+    "Encoder",
+    "ExponentialCurrent",
+    "HardBound",
+    "Izhikevich",
+    "Lateral",
+    "Layer",
+    "Linear",
+    "Neuron",
+    "Normalize",
+    "ParameterUpdate",
+    "PoissonEncoder",
+    "PowerBound",
+    "RegularEncoder",
+    "SoftBound",
+    "Stepped",
+    "Synapse",
+    "Unbounded",
+    "Updater",
+]

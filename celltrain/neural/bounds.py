@@ -1,0 +1,83 @@
+"""Parameter bounds: how pending potentiation ``pos`` and depression ``neg`` (both >= 0, in the
+parameter's units) become the change applied to a parameter ``w``.
+
+Each bound is a callable ``bound(w, pos, neg) -> delta`` of tensors of the parameter's shape.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from celltrain.neural.checks import finite, positive
+
+
+class Bound:
+    """Base class of bounds between ``minimum`` and ``maximum`` (parameter units)."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = finite("minimum", minimum)
+        self.maximum = finite("maximum", maximum)
+        if self.maximum <= self.minimum:
+            raise ValueError(f"maximum must be above minimum={minimum}, got {maximum}")
+
+    def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class Unbounded:
+    """No bound: ``delta = pos - neg``."""
+
+    def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return pos - neg
+
+    def __repr__(self) -> str:
+        return "Unbounded()"
+
+
+class HardBound(Bound):
+    """Hard bound: ``w + pos - neg`` clamped to ``[minimum, maximum]``.
+
+    Clamping is what this bound is for, so it is the documented result, not a silent fix.
+    """
+
+    def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return (w + pos - neg).clamp(self.minimum, self.maximum) - w
+
+
+class SoftBound(Bound):
+    """Soft (multiplicative) bound, exact for any update size.
+
+    ``delta = (max - w) * (1 - exp(-pos)) - (w - min) * (1 - exp(-neg))``. For small updates this
+    is the classic multiplicative rule ``(max - w) * pos - (w - min) * neg``; since both factors
+    ``1 - exp(-x)`` lie in ``[0, 1)``, a weight inside ``[min, max]`` stays inside whatever the
+    size of ``pos`` and ``neg``.
+    """
+
+    def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        return (self.maximum - w) * -torch.expm1(-pos) - (w - self.minimum) * -torch.expm1(-neg)
+
+
+class PowerBound(Bound):
+    """Power-law bound (Gütig et al. 2003): ``delta = (max - w)^mu * pos - (w - min)^mu * neg``.
+
+    ``mu = 1`` is the classic multiplicative rule, ``mu -> 0`` approaches the additive one. Like
+    the paper's rule it keeps weights inside the bounds only for updates small enough that one
+    step does not overshoot.
+
+    Args:
+        minimum, maximum: the bounds.
+        mu: exponent (> 0).
+    """
+
+    def __init__(self, minimum: float, maximum: float, mu: float = 1.0) -> None:
+        super().__init__(minimum, maximum)
+        self.mu = positive("mu", mu)
+
+    def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        up = (self.maximum - w).clamp_min(0.0).pow(self.mu)
+        down = (w - self.minimum).clamp_min(0.0).pow(self.mu)
+        return up * pos - down * neg

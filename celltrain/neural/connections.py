@@ -1,0 +1,244 @@
+"""Connections: weighted maps from a source population's spikes to a target's current.
+
+A connection owns ``weight`` (and optionally ``bias``) as ``nn.Parameter(requires_grad=False)``,
+a :class:`~celltrain.neural.synapses.Synapse`, and an :class:`~celltrain.neural.updater.Updater`
+for its trainable parameters. ``forward(spike)`` maps source spikes ``(B, *in_shape)`` (bool) to
+the target current ``(B, *out_shape)`` (nA). ``correlate(post, pre)`` is what learning rules are
+written against: the batch-reduced sum of ``post (x) pre`` over exactly the (post, pre) pairs
+the weight links, in the weight's shape, computed without a ``(B, out, in)`` tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from celltrain.neural.checks import batched, reduction_of, shape_of
+from celltrain.neural.synapses import DeltaCurrent, Synapse
+from celltrain.neural.updater import Bounding, Hook, Updater
+
+
+def _reduce(total: torch.Tensor, batch: int, reduction: str) -> torch.Tensor:
+    return total / batch if reduction == "mean" else total
+
+
+class Connection(nn.Module):
+    """Base class of connections.
+
+    Args:
+        in_shape: shape of the source population (without batch).
+        out_shape: shape of the target population (without batch).
+        weight_shape: shape of ``weight``.
+        weight: initial weight (``weight_shape``); default uniform in ``weight_range``.
+        weight_range: ``(low, high)`` of the default uniform initialisation.
+        synapse: the synapse model (default :class:`DeltaCurrent`).
+        bound: bound applied to weight updates (default unbounded), e.g. ``SoftBound(0, 1)``.
+        hooks: run on the weight after each update, e.g. ``[Normalize(78.0)]``.
+        bias: whether the target gets a learnable bias current (``out_shape``, nA).
+    """
+
+    def __init__(
+        self,
+        in_shape: int | Sequence[int],
+        out_shape: int | Sequence[int],
+        weight_shape: Sequence[int],
+        *,
+        weight: torch.Tensor | None = None,
+        weight_range: tuple[float, float] = (0.0, 1.0),
+        synapse: Synapse | None = None,
+        bound: Bounding | None = None,
+        hooks: Iterable[Hook] = (),
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_shape = shape_of("in_shape", in_shape)
+        self.out_shape = shape_of("out_shape", out_shape)
+        weight_shape = tuple(weight_shape)
+        if weight is None:
+            low, high = (float(v) for v in weight_range)
+            if high < low:
+                raise ValueError(
+                    f"weight_range must be (low, high) with low <= high, got {weight_range!r}"
+                )
+            weight = torch.empty(weight_shape).uniform_(low, high)
+        elif tuple(weight.shape) != weight_shape:
+            raise ValueError(f"weight must have shape {weight_shape}, got {tuple(weight.shape)}")
+        self.weight = nn.Parameter(
+            weight.detach().clone().to(torch.get_default_dtype()), requires_grad=False
+        )
+        self.bias = nn.Parameter(torch.zeros(self.out_shape), requires_grad=False) if bias else None
+        self.synapse = synapse if synapse is not None else DeltaCurrent()
+        spec = {"weight": (bound, hooks)}
+        if bias:
+            spec["bias"] = (None, ())
+        self.updater = Updater(self, spec)
+
+    def forward(self, spike: torch.Tensor) -> torch.Tensor:
+        """Map source spikes ``(B, *in_shape)`` (bool) to target current ``(B, *out_shape)``."""
+        batched("spike", spike, self.in_shape)
+        with torch.no_grad():
+            current = self.propagate(self.synapse(spike))
+            if self.bias is not None:
+                current = current + self.bias
+        return current
+
+    def propagate(self, current: torch.Tensor) -> torch.Tensor:
+        """Map the presynaptic current ``(B, *in_shape)`` through the weight."""
+        raise NotImplementedError
+
+    def correlate(
+        self, post: torch.Tensor, pre: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """Batch-reduced sum of ``post (x) pre`` over the pairs the weight links.
+
+        Args:
+            post: a target-side quantity ``(B, *out_shape)`` (e.g. spikes or a trace).
+            pre: a source-side quantity ``(B, *in_shape)``.
+            reduction: ``"mean"`` or ``"sum"`` over the batch.
+
+        Returns:
+            tensor of the weight's shape.
+        """
+        batch = batched("post", post, self.out_shape)
+        if batched("pre", pre, self.in_shape) != batch:
+            raise ValueError(
+                f"post and pre must have the same batch size, got {batch} and {pre.shape[0]}"
+            )
+        reduction_of("reduction", reduction)
+        dtype = self.weight.dtype
+        with torch.no_grad():
+            total = self.pair_sum(post.to(dtype), pre.to(dtype))
+        return _reduce(total, batch, reduction)
+
+    def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        """Sum over the batch of ``post (x) pre`` for linked pairs (weight shape)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"in_shape={self.in_shape}, out_shape={self.out_shape}"
+
+
+class Linear(Connection):
+    """Dense all-to-all connection: ``weight`` is ``(prod(out_shape), prod(in_shape))``."""
+
+    def __init__(
+        self, in_shape: int | Sequence[int], out_shape: int | Sequence[int], **kwargs
+    ) -> None:
+        ins, outs = shape_of("in_shape", in_shape), shape_of("out_shape", out_shape)
+        super().__init__(ins, outs, (math.prod(outs), math.prod(ins)), **kwargs)
+
+    def propagate(self, current: torch.Tensor) -> torch.Tensor:
+        flat = current.reshape(current.shape[0], -1) @ self.weight.t()
+        return flat.reshape(current.shape[0], *self.out_shape)
+
+    def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        return post.reshape(post.shape[0], -1).t() @ pre.reshape(pre.shape[0], -1)
+
+
+class Lateral(Linear):
+    """All-to-all connection within one population, without self-connections.
+
+    ``weight`` is ``(n, n)`` with ``n = prod(shape)``; its diagonal is kept at zero (it links
+    no pair), in propagation, in ``correlate`` and after every update.
+    """
+
+    def __init__(self, shape: int | Sequence[int], **kwargs) -> None:
+        given = kwargs.get("weight")
+        if given is not None and given.dim() == 2 and bool(given.diagonal().any()):
+            raise ValueError(
+                "weight of a Lateral connection must have a zero diagonal "
+                "(no self-connections), got non-zero diagonal entries"
+            )
+        super().__init__(shape, shape, **kwargs)
+        n = self.weight.shape[0]
+        self.register_buffer("mask", ~torch.eye(n, dtype=torch.bool), persistent=False)
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+        self.updater.weight.hooks.append(self._zero_diagonal)
+
+    def _zero_diagonal(self, param: torch.Tensor) -> None:
+        param.mul_(self.mask)
+
+    def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        return super().pair_sum(post, pre) * self.mask
+
+
+class Direct(Connection):
+    """One-to-one connection: ``weight`` has the population's shape, ``current = w * pre``."""
+
+    def __init__(self, shape: int | Sequence[int], **kwargs) -> None:
+        dims = shape_of("shape", shape)
+        if kwargs.get("bias"):
+            raise ValueError("Direct does not take bias=True: use a Linear connection")
+        super().__init__(dims, dims, dims, **kwargs)
+
+    def propagate(self, current: torch.Tensor) -> torch.Tensor:
+        return current * self.weight
+
+    def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        return (post * pre).sum(0)
+
+
+class Conv2d(Connection):
+    """2-D convolution from ``(C, H, W)`` maps to ``(out_channels, H', W')`` maps.
+
+    ``weight`` is ``(out_channels, C, kh, kw)``. ``correlate`` unfolds the source into patches
+    and forms one matrix product, ``(out_channels, B*L) @ (B*L, C*kh*kw)``.
+
+    Args:
+        in_shape: ``(C, H, W)`` of the source.
+        out_channels: number of output maps.
+        kernel_size: int or ``(kh, kw)``.
+        stride: int or ``(sh, sw)``.
+        padding: int or ``(ph, pw)`` (zero padding).
+        **kwargs: as for :class:`Connection` (weight, weight_range, synapse, bound, hooks, bias).
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        **kwargs,
+    ) -> None:
+        ins = shape_of("in_shape", in_shape)
+        if len(ins) != 3:
+            raise ValueError(f"in_shape must be (channels, height, width), got {in_shape!r}")
+        self.kernel_size = _pair("kernel_size", kernel_size, 1)
+        self.stride = _pair("stride", stride, 1)
+        self.padding = _pair("padding", padding, 0)
+        size = [
+            (ins[1 + i] + 2 * self.padding[i] - self.kernel_size[i]) // self.stride[i] + 1
+            for i in range(2)
+        ]
+        if min(size) < 1:
+            raise ValueError(
+                f"kernel_size={self.kernel_size} with padding={self.padding} does not fit "
+                f"in_shape={ins}"
+            )
+        outs = (shape_of("out_channels", out_channels)[0], *size)
+        super().__init__(ins, outs, (outs[0], ins[0], *self.kernel_size), **kwargs)
+
+    def propagate(self, current: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(current, self.weight, stride=self.stride, padding=self.padding)
+
+    def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+        patches = F.unfold(pre, self.kernel_size, padding=self.padding, stride=self.stride)
+        out = self.out_shape[0]
+        post_flat = post.reshape(post.shape[0], out, -1).transpose(0, 1).reshape(out, -1)
+        patch_flat = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        return (post_flat @ patch_flat).reshape(self.weight.shape)
+
+
+def _pair(name: str, value: int | Sequence[int], minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
+        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return pair  # type: ignore[return-value]

@@ -1,0 +1,251 @@
+"""The wiring of neurons and connections, stepped once per time step, and its cells."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from celltrain.neural.checks import positive
+from celltrain.neural.connections import Connection
+from celltrain.neural.neurons import Neuron
+from celltrain.neural.updater import Updater
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not name or "." in name:
+        raise ValueError(f"{kind} name must be a non-empty string without '.', got {name!r}")
+    return name
+
+
+class Layer(nn.Module):
+    """Named neurons and connections advanced together, one time step per call.
+
+    Each connection names its ``source`` (an external input named in ``inputs``, or a neuron of
+    this layer) and its ``target`` neuron. ``forward(**inputs)`` maps every connection, sums the
+    currents that reach each neuron, steps each neuron exactly once and returns every neuron's
+    spikes. A connection whose source is a neuron of the layer reads that neuron's spikes of the
+    *previous* step (zeros on the first step after :meth:`reset`), so recurrent loops such as
+    excitatory -> inhibitory -> excitatory need no ordering and every neuron steps once.
+
+    ``layer.dt`` (ms) is the single time step of the network: setting it sets it on every neuron
+    and synapse of the layer.
+
+    Args:
+        neurons: mapping name -> :class:`~celltrain.neural.neurons.Neuron`.
+        connections: mapping name -> ``(source, target, connection)``.
+        inputs: names of the external inputs that ``forward`` takes as keyword arguments.
+        dt: time step (ms, > 0).
+
+    Attributes:
+        neurons (nn.ModuleDict): the neurons by name.
+        connections (nn.ModuleDict): the connections by name.
+        wiring (dict[str, tuple[str, str]]): connection name -> (source, target).
+    """
+
+    def __init__(
+        self,
+        neurons: Mapping[str, Neuron],
+        connections: Mapping[str, tuple[str, str, Connection]],
+        inputs: Sequence[str] = ("input",),
+        dt: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.inputs = tuple(_check_name("input", n) for n in inputs)
+        self.neurons = nn.ModuleDict()
+        for name, neuron in neurons.items():
+            if not isinstance(neuron, Neuron):
+                raise TypeError(f"neurons[{name!r}] must be a Neuron, got {type(neuron).__name__}")
+            if name in self.inputs:
+                raise ValueError(f"neuron name {name!r} is also an input name")
+            self.neurons[_check_name("neuron", name)] = neuron
+        self.connections = nn.ModuleDict()
+        self.wiring: dict[str, tuple[str, str]] = {}
+        for name, wiring in connections.items():
+            self._connect(_check_name("connection", name), *wiring)
+        self._cells: dict[str, Cell] = {}
+        self.dt = dt
+
+    def _connect(self, name: str, source: str, target: str, connection: Connection) -> None:
+        if not isinstance(connection, Connection):
+            raise TypeError(
+                f"connection {name!r} must be a Connection, got {type(connection).__name__}"
+            )
+        if target not in self.neurons:
+            raise KeyError(
+                f"connection {name!r}: target {target!r} is not a neuron of the layer "
+                f"(neurons: {sorted(self.neurons)})"
+            )
+        if source in self.neurons:
+            source_shape = self.neurons[source].shape
+        elif source in self.inputs:
+            source_shape = None
+        else:
+            raise KeyError(
+                f"connection {name!r}: source {source!r} is neither a neuron "
+                f"{sorted(self.neurons)} nor an input {list(self.inputs)}"
+            )
+        if source_shape is not None and source_shape != connection.in_shape:
+            raise ValueError(
+                f"connection {name!r}: in_shape {connection.in_shape} does not match source "
+                f"{source!r} of shape {source_shape}"
+            )
+        if connection.out_shape != self.neurons[target].shape:
+            raise ValueError(
+                f"connection {name!r}: out_shape {connection.out_shape} does not match target "
+                f"{target!r} of shape {self.neurons[target].shape}"
+            )
+        self.connections[name] = connection
+        self.wiring[name] = (source, target)
+
+    @property
+    def dt(self) -> float:
+        """Time step of the whole layer in ms; setting it reaches every neuron and synapse."""
+        return self._dt
+
+    @dt.setter
+    def dt(self, value: float) -> None:
+        self._dt = positive("dt", value)
+        for neuron in self.neurons.values():
+            neuron.dt = self._dt
+        for connection in self.connections.values():
+            connection.synapse.dt = self._dt
+
+    def reset(self) -> None:
+        """Return every neuron and synapse to rest (state is re-created for the next batch)."""
+        for neuron in self.neurons.values():
+            neuron.reset()
+        for connection in self.connections.values():
+            connection.synapse.reset()
+
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Advance one time step.
+
+        Args:
+            **inputs: one bool spike tensor ``(B, *in_shape)`` per declared input name.
+
+        Returns:
+            dict neuron name -> spikes of this step ``(B, *shape)`` (bool).
+        """
+        if set(inputs) != set(self.inputs):
+            raise ValueError(
+                f"forward() takes exactly the inputs {sorted(self.inputs)}, got {sorted(inputs)}"
+            )
+        batch = next(iter(inputs.values())).shape[0] if inputs else None
+        previous = {}
+        for name, neuron in self.neurons.items():
+            spike = neuron.spike
+            if spike.numel() == 0:
+                if batch is None:
+                    raise ValueError(
+                        "a layer without inputs must be stepped after its state "
+                        "exists; it has none after reset()"
+                    )
+                spike = torch.zeros((batch, *neuron.shape), dtype=torch.bool, device=spike.device)
+            previous[name] = spike
+        currents: dict[str, torch.Tensor] = {}
+        for name, connection in self.connections.items():
+            source, target = self.wiring[name]
+            spikes = inputs[source] if source in inputs else previous[source]
+            try:
+                current = connection(spikes)
+            except (ValueError, TypeError) as error:
+                raise type(error)(f"connection {name!r} from {source!r}: {error}") from None
+            currents[target] = currents[target] + current if target in currents else current
+        out = {}
+        for name, neuron in self.neurons.items():
+            current = currents.get(name)
+            if current is None:
+                current = torch.zeros(
+                    (previous[name].shape[0], *neuron.shape),
+                    dtype=neuron.voltage.dtype,
+                    device=neuron.voltage.device,
+                )
+            out[name] = neuron(current)
+        return out
+
+    def cell(self, name: str) -> Cell:
+        """The :class:`Cell` of connection ``name`` (one object per connection)."""
+        if name not in self.connections:
+            raise AttributeError(
+                f"layer has no connection {name!r} (connections: {sorted(self.connections)})"
+            )
+        if name not in self._cells:
+            self._cells[name] = Cell(self, name)
+        return self._cells[name]
+
+    def named_cells(self) -> Iterator[tuple[str, Cell]]:
+        """Iterate over ``(connection name, cell)`` for every connection."""
+        for name in self.connections:
+            yield name, self.cell(name)
+
+
+class Cell:
+    """What a learning rule sees of one connection: the connection and its target neuron.
+
+    The :class:`Layer` owns its cells (``layer.cell(name)``); trainers only hold them. Moving the
+    layer (``layer.to(...)``) moves what a cell refers to.
+
+    Attributes:
+        layer: the owning layer.
+        name: the connection's name in the layer.
+        source: the source name (input or neuron).
+        target: the target neuron's name.
+    """
+
+    def __init__(self, layer: Layer, name: str) -> None:
+        self.layer = layer
+        self.name = name
+        self.source, self.target = layer.wiring[name]
+
+    @property
+    def connection(self) -> Connection:
+        """The connection (owns weight, synapse and updater)."""
+        return self.layer.connections[self.name]
+
+    @property
+    def neuron(self) -> Neuron:
+        """The target neuron population."""
+        return self.layer.neurons[self.target]
+
+    @property
+    def updater(self) -> Updater:
+        """The connection's updater."""
+        return self.connection.updater
+
+    @property
+    def updaters(self) -> list[Updater]:
+        """Every updater a trainer of this cell applies: the connection's, then the target
+        neuron's if it has one (e.g. ALIF's theta)."""
+        found = [self.connection.updater]
+        if self.neuron.updater is not None:
+            found.append(self.neuron.updater)
+        return found
+
+    def resolve(self, attr: str) -> str:
+        """Map a cell-relative dotted path to one relative to the layer.
+
+        ``"neuron.spike"`` -> ``"neurons.<target>.spike"``,
+        ``"connection.synapse.spike"`` -> ``"connections.<name>.synapse.spike"``.
+
+        Raises:
+            AttributeError: the path does not start with ``neuron`` or ``connection`` or does
+                not exist.
+        """
+        head, _, rest = attr.partition(".")
+        prefixes = {"neuron": f"neurons.{self.target}", "connection": f"connections.{self.name}"}
+        if head not in prefixes:
+            raise AttributeError(
+                f"attr must start with 'neuron' or 'connection' (relative to the cell), got {attr!r}"
+            )
+        path = prefixes[head] + (f".{rest}" if rest else "")
+        obj: object = self.layer
+        for part in path.split("."):
+            if not hasattr(obj, part):
+                raise AttributeError(f"cell {self.name!r}: {attr!r} does not exist ({path!r})")
+            obj = getattr(obj, part)
+        return path
+
+    def __repr__(self) -> str:
+        return f"Cell({self.name!r}: {self.source!r} -> {self.target!r})"

@@ -1,0 +1,255 @@
+"""Spiking neuron models: :class:`LIF`, :class:`ALIF` (adaptive threshold) and
+:class:`Izhikevich`.
+
+A neuron maps the total input current of one time step, shape ``(B, *shape)`` in nA, to the
+spikes of that step, shape ``(B, *shape)`` bool. Voltages are in mV, times in ms, resistance in
+MOhm (so ``resistance * current`` is in mV).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from celltrain.neural.checks import batched, finite, non_negative, positive, reduction_of, shape_of
+from celltrain.neural.stepped import Stepped
+from celltrain.neural.updater import Updater
+
+
+class Neuron(Stepped):
+    """Base class of neuron populations of a fixed ``shape``.
+
+    State (each ``(B, *shape)``): ``voltage`` (mV), ``refractory`` (ms of refractory time left),
+    ``spike`` (bool, the spikes of the last step). Subclasses implement :meth:`step`.
+
+    Args:
+        shape: shape of the population (int or tuple of ints), without the batch dimension.
+    """
+
+    def __init__(self, shape: int | Sequence[int]) -> None:
+        super().__init__()
+        self.shape = shape_of("shape", shape)
+        self.updater: Updater | None = None  # neurons with learned parameters set one
+        self.register_state("voltage", torch.get_default_dtype())
+        self.register_state("refractory", torch.get_default_dtype())
+        self.register_state("spike", torch.bool)
+
+    @property
+    def size(self) -> int:
+        """Number of neurons in the population."""
+        return math.prod(self.shape)
+
+    def rest_state(self, batch: int) -> None:
+        """Create the state of ``batch`` samples at rest. Subclasses extend it."""
+        like = self.voltage
+        self.voltage = like.new_full((batch, *self.shape), self.rest_voltage)
+        self.refractory = like.new_zeros((batch, *self.shape))
+        self.spike = torch.zeros((batch, *self.shape), dtype=torch.bool, device=like.device)
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """Advance one time step.
+
+        Args:
+            current: input current in nA, shape ``(B, *shape)``, floating point.
+
+        Returns:
+            spikes of this step, shape ``(B, *shape)``, bool.
+        """
+        batch = batched("current", current, self.shape)
+        if not current.is_floating_point():
+            raise TypeError(f"current must be a floating point tensor, got dtype {current.dtype}")
+        if self.needs_state(batch):
+            self.rest_state(batch)
+        with torch.no_grad():
+            self.spike = self.step(current)
+        return self.spike
+
+    def step(self, current: torch.Tensor) -> torch.Tensor:
+        """Update the state with one step of ``current`` and return the new spikes."""
+        raise NotImplementedError
+
+
+class LIF(Neuron):
+    """Leaky integrate-and-fire neurons.
+
+    Sub-threshold dynamics ``tau_membrane * dv/dt = -(v - rest_voltage) + resistance * I`` are
+    integrated exactly for a current held constant over each step:
+    ``v <- rest + (v - rest) * exp(-dt/tau) + resistance * I * (1 - exp(-dt/tau))``.
+    When ``v >= threshold`` the neuron spikes, ``v`` is set to ``reset_voltage`` and held there
+    (input ignored) for ``refractory_period`` ms.
+
+    Args:
+        shape: population shape.
+        tau_membrane: membrane time constant (ms, > 0).
+        rest_voltage: resting potential (mV).
+        reset_voltage: potential after a spike (mV).
+        threshold_voltage: firing threshold (mV), above ``reset_voltage``.
+        refractory_period: time held at reset after a spike (ms, >= 0).
+        resistance: membrane resistance (MOhm, > 0).
+    """
+
+    def __init__(
+        self,
+        shape: int | Sequence[int],
+        *,
+        tau_membrane: float = 20.0,
+        rest_voltage: float = -65.0,
+        reset_voltage: float = -65.0,
+        threshold_voltage: float = -52.0,
+        refractory_period: float = 0.0,
+        resistance: float = 1.0,
+    ) -> None:
+        super().__init__(shape)
+        self.tau_membrane = positive("tau_membrane", tau_membrane)
+        self.rest_voltage = finite("rest_voltage", rest_voltage)
+        self.reset_voltage = finite("reset_voltage", reset_voltage)
+        self.threshold_voltage = finite("threshold_voltage", threshold_voltage)
+        if self.threshold_voltage <= self.reset_voltage:
+            raise ValueError(
+                f"threshold_voltage must be above reset_voltage={reset_voltage}, "
+                f"got {threshold_voltage}"
+            )
+        self.refractory_period = non_negative("refractory_period", refractory_period)
+        self.resistance = positive("resistance", resistance)
+
+    def threshold(self) -> torch.Tensor | float:
+        """Firing threshold in mV (a tensor of shape ``(B, *shape)`` for adaptive models)."""
+        return self.threshold_voltage
+
+    def integrate(self, current: torch.Tensor) -> torch.Tensor:
+        """Voltage after one step of sub-threshold dynamics, ignoring refractoriness."""
+        decay = math.exp(-self.dt / self.tau_membrane)
+        drive = self.resistance * (1.0 - decay)
+        return self.rest_voltage + (self.voltage - self.rest_voltage) * decay + drive * current
+
+    def step(self, current: torch.Tensor) -> torch.Tensor:
+        held = self.refractory > 0
+        voltage = torch.where(held, self.voltage, self.integrate(current))
+        spike = (voltage >= self.threshold()) & ~held
+        self.voltage = torch.where(spike, self.reset_voltage, voltage)
+        self.refractory = torch.where(
+            spike, self.refractory_period, (self.refractory - self.dt).clamp_min(0.0)
+        )
+        return spike
+
+
+class ALIF(LIF):
+    """LIF neurons with an adaptive threshold (Diehl & Cook 2015).
+
+    The threshold of sample ``b`` is ``threshold_voltage + adaptation[b]``. At the start of a
+    sample ``adaptation`` equals the learned ``theta`` (shape ``shape``, mV); during the sample it
+    decays with ``tau_theta`` and grows by ``theta_plus`` at every spike of that sample, each
+    sample on its own.
+
+    The learned ``theta`` changes only through the neuron's own :attr:`updater`: while the neuron
+    is in training mode, each step adds the batch-reduced change of ``adaptation`` (mean or sum
+    over samples, ``batch_reduction``) to ``updater.theta``; a trainer's ``update()`` applies it
+    together with the weights. The pending sum telescopes, so after a batch it equals
+    ``reduce_b(adaptation_end[b]) - theta``: at batch size 1 this is exactly the classic
+    per-spike rule, and with batches or several processes every learned change sits in one
+    reducible place.
+
+    Args:
+        shape, tau_membrane, rest_voltage, reset_voltage, threshold_voltage, refractory_period,
+        resistance: as for :class:`LIF`.
+        theta_plus: threshold increase per spike (mV, >= 0).
+        tau_theta: decay time constant of the threshold adaptation (ms, > 0).
+        batch_reduction: ``"mean"`` or ``"sum"`` over the samples of a batch.
+    """
+
+    def __init__(
+        self,
+        shape: int | Sequence[int],
+        *,
+        theta_plus: float = 0.05,
+        tau_theta: float = 1e7,
+        batch_reduction: str = "mean",
+        **lif: float,
+    ) -> None:
+        super().__init__(shape, **lif)
+        self.theta_plus = non_negative("theta_plus", theta_plus)
+        self.tau_theta = positive("tau_theta", tau_theta)
+        self.batch_reduction = reduction_of("batch_reduction", batch_reduction)
+        self.theta = nn.Parameter(torch.zeros(self.shape), requires_grad=False)
+        self.register_state("adaptation", torch.get_default_dtype())
+        self.updater = Updater(self, ["theta"])
+
+    def rest_state(self, batch: int) -> None:
+        super().rest_state(batch)
+        self.adaptation = self.theta.detach().expand(batch, *self.shape).clone()
+
+    def threshold(self) -> torch.Tensor:
+        return self.threshold_voltage + self.adaptation
+
+    def step(self, current: torch.Tensor) -> torch.Tensor:
+        spike = super().step(current)
+        previous = self.adaptation
+        decay = math.exp(-self.dt / self.tau_theta)
+        self.adaptation = previous * decay + self.theta_plus * spike.to(previous.dtype)
+        if self.training:
+            change = self.adaptation - previous
+            change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
+            self.updater.theta.add(change.clamp_min(0.0), (-change).clamp_min(0.0))
+        return spike
+
+
+class Izhikevich(Neuron):
+    """Izhikevich (2003) neurons: a quadratic voltage with a recovery variable.
+
+    ``dv/dt = 0.04 v^2 + 5 v + 140 - u + resistance * I`` and ``du/dt = a (b v - u)`` (mV, ms),
+    integrated with forward Euler; when ``v >= 30`` mV the neuron spikes, ``v <- c`` and
+    ``u <- u + d``. The default parameters are regular spiking. Extra state: ``recovery`` (u).
+
+    Args:
+        shape: population shape.
+        a: recovery time scale (1/ms, > 0).
+        b: recovery sensitivity to v (1/ms... dimensionless here, as in the paper).
+        c: reset voltage (mV).
+        d: recovery increment after a spike.
+        resistance: input resistance (MOhm, > 0).
+        refractory_period: time held at reset after a spike (ms, >= 0).
+    """
+
+    peak_voltage = 30.0
+
+    def __init__(
+        self,
+        shape: int | Sequence[int],
+        *,
+        a: float = 0.02,
+        b: float = 0.2,
+        c: float = -65.0,
+        d: float = 8.0,
+        resistance: float = 1.0,
+        refractory_period: float = 0.0,
+    ) -> None:
+        super().__init__(shape)
+        self.a = positive("a", a)
+        self.b = finite("b", b)
+        self.c = finite("c", c)
+        self.d = finite("d", d)
+        self.resistance = positive("resistance", resistance)
+        self.refractory_period = non_negative("refractory_period", refractory_period)
+        self.rest_voltage = self.c
+        self.register_state("recovery", torch.get_default_dtype())
+
+    def rest_state(self, batch: int) -> None:
+        super().rest_state(batch)
+        self.recovery = self.voltage * self.b
+
+    def step(self, current: torch.Tensor) -> torch.Tensor:
+        v, u = self.voltage, self.recovery
+        held = self.refractory > 0
+        dv = 0.04 * v * v + 5.0 * v + 140.0 - u + self.resistance * current
+        voltage = torch.where(held, v, v + self.dt * dv)
+        recovery = u + self.dt * self.a * (self.b * v - u)
+        spike = (voltage >= self.peak_voltage) & ~held
+        self.voltage = torch.where(spike, self.c, voltage)
+        self.recovery = torch.where(spike, recovery + self.d, recovery)
+        self.refractory = torch.where(
+            spike, self.refractory_period, (self.refractory - self.dt).clamp_min(0.0)
+        )
+        return spike

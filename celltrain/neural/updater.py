@@ -1,0 +1,142 @@
+"""Pending, bounded updates of a module's trainable parameters."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from celltrain.neural.bounds import Unbounded
+
+Bounding = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Hook = Callable[[torch.Tensor], None]
+
+
+class ParameterUpdate(nn.Module):
+    """Running sums of potentiation ``pos`` and depression ``neg`` for one parameter.
+
+    Learning rules call :meth:`add` as often as they like; memory stays that of two tensors of
+    the parameter's shape. ``pos`` and ``neg`` are buffers, so they are saved in checkpoints and
+    can be all-reduced across processes before :meth:`Updater.apply`.
+
+    Args:
+        shape: the parameter's shape.
+        bound: ``bound(w, pos, neg) -> delta`` (default: unbounded, ``pos - neg``).
+        hooks: callables ``hook(param)`` run in order after each apply (e.g. ``Clamp``,
+            ``Normalize``).
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        bound: Bounding | None = None,
+        hooks: Iterable[Hook] = (),
+    ) -> None:
+        super().__init__()
+        self.bound = bound if bound is not None else Unbounded()
+        self.hooks = list(hooks)
+        self.register_buffer("pos", torch.zeros(tuple(shape)))
+        self.register_buffer("neg", torch.zeros(tuple(shape)))
+
+    def add(self, pos: torch.Tensor | None = None, neg: torch.Tensor | None = None) -> None:
+        """Add potentiation ``pos`` and/or depression ``neg`` (parameter shape, >= 0 expected)."""
+        for name, term in (("pos", pos), ("neg", neg)):
+            if term is None:
+                continue
+            current = getattr(self, name)
+            if tuple(term.shape) != tuple(current.shape):
+                raise ValueError(
+                    f"{name} must have the parameter's shape {tuple(current.shape)}, "
+                    f"got {tuple(term.shape)}"
+                )
+            setattr(self, name, current + term.to(current.dtype))
+
+    @property
+    def pending(self) -> bool:
+        """Whether any non-zero term waits to be applied (synchronises with the device)."""
+        return bool(self.pos.any() or self.neg.any())
+
+    def clear(self) -> None:
+        """Drop the pending sums without applying them."""
+        self.pos = torch.zeros_like(self.pos)
+        self.neg = torch.zeros_like(self.neg)
+
+
+class Updater(nn.Module):
+    """The pending changes of a module's trainable parameters.
+
+    ``updater.<param>`` is the :class:`ParameterUpdate` of that parameter: rules add terms with
+    ``updater.weight.add(pos, neg)``. :meth:`apply` sets ``param += bound(param, pos, neg)`` for
+    each parameter with pending terms, runs its hooks, and clears. The owning module is held
+    weakly (it owns the updater as a submodule).
+
+    Args:
+        module: the module whose parameters are updated.
+        params: parameter names, or a mapping name -> ``(bound, hooks)``.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        params: Sequence[str] | Mapping[str, tuple[Bounding | None, Iterable[Hook]]],
+    ) -> None:
+        super().__init__()
+        self._module = weakref.ref(module)
+        spec = params if isinstance(params, Mapping) else {name: (None, ()) for name in params}
+        for name, (bound, hooks) in spec.items():
+            param = getattr(module, name, None)
+            if not isinstance(param, torch.Tensor):
+                raise AttributeError(
+                    f"{type(module).__name__} has no tensor parameter {name!r} to update"
+                )
+            self.add_module(name, ParameterUpdate(param.shape, bound, hooks))
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the parameters this updater updates."""
+        return [name for name, _ in self.named_children()]
+
+    def __getitem__(self, name: str) -> ParameterUpdate:
+        return self.get_submodule(name)
+
+    @property
+    def pending(self) -> bool:
+        """Whether any parameter has terms waiting to be applied."""
+        return any(u.pending for u in self.children())
+
+    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:
+        """Apply every parameter's pending update (bound, then hooks), then clear.
+
+        Every parameter is updated, pending or not (zero sums change nothing; hooks such as
+        ``Normalize`` are idempotent), so processes whose sums were all-reduced stay identical.
+
+        Args:
+            fn: only for ``nn.Module.apply(fn)`` compatibility: when given, ``fn`` is applied
+                recursively to submodules as ``nn.Module.apply`` does and nothing is updated.
+
+        Returns:
+            self.
+        """
+        if fn is not None:
+            return super().apply(fn)
+        module = self._module()
+        if module is None:
+            raise RuntimeError("the module this Updater belongs to no longer exists")
+        with torch.no_grad():
+            self._apply_pending(module)
+        return self
+
+    def _apply_pending(self, module: nn.Module) -> None:
+        for name, update in self.named_children():
+            param = getattr(module, name)
+            param.add_(update.bound(param, update.pos, update.neg).to(param.dtype))
+            for hook in update.hooks:
+                hook(param)
+            update.clear()
+
+    def clear(self) -> None:
+        """Drop all pending updates without applying them."""
+        for update in self.children():
+            update.clear()
