@@ -77,3 +77,10 @@ def reduction_of(name: str, value: str) -> str:
     if value not in ("mean", "sum"):
         raise ValueError(f"{name} must be 'mean' or 'sum', got {value!r}")
     return value
+
+
+def name_of(kind: str, name: str) -> str:
+    """Check a component name: a non-empty string without ``.`` (names become module paths)."""
+    if not isinstance(name, str) or not name or "." in name:
+        raise ValueError(f"{kind} name must be a non-empty string without '.', got {name!r}")
+    return name

@@ -7,16 +7,10 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from celltrain.neural.checks import positive
+from celltrain.neural.checks import name_of, positive
 from celltrain.neural.connections import Connection
 from celltrain.neural.neurons import Neuron
 from celltrain.neural.updater import Updater
-
-
-def _check_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not name or "." in name:
-        raise ValueError(f"{kind} name must be a non-empty string without '.', got {name!r}")
-    return name
 
 
 class Layer(nn.Module):
@@ -52,18 +46,18 @@ class Layer(nn.Module):
         dt: float = 1.0,
     ) -> None:
         super().__init__()
-        self.inputs = tuple(_check_name("input", n) for n in inputs)
+        self.inputs = tuple(name_of("input", n) for n in inputs)
         self.neurons = nn.ModuleDict()
         for name, neuron in neurons.items():
             if not isinstance(neuron, Neuron):
                 raise TypeError(f"neurons[{name!r}] must be a Neuron, got {type(neuron).__name__}")
             if name in self.inputs:
                 raise ValueError(f"neuron name {name!r} is also an input name")
-            self.neurons[_check_name("neuron", name)] = neuron
+            self.neurons[name_of("neuron", name)] = neuron
         self.connections = nn.ModuleDict()
         self.wiring: dict[str, tuple[str, str]] = {}
         for name, wiring in connections.items():
-            self._connect(_check_name("connection", name), *wiring)
+            self._connect(name_of("connection", name), *wiring)
         self._cells: dict[str, Cell] = {}
         self.dt = dt
 
@@ -237,7 +231,8 @@ class Cell:
         prefixes = {"neuron": f"neurons.{self.target}", "connection": f"connections.{self.name}"}
         if head not in prefixes:
             raise AttributeError(
-                f"attr must start with 'neuron' or 'connection' (relative to the cell), got {attr!r}"
+                "attr must start with 'neuron' or 'connection' (relative to the cell), "
+                f"got {attr!r}"
             )
         path = prefixes[head] + (f".{rest}" if rest else "")
         obj: object = self.layer
