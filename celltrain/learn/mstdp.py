@@ -1,0 +1,145 @@
+"""Reward-modulated STDP (Florian 2007): MSTDP and MSTDPET."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from celltrain.learn.checks import check_common
+from celltrain.learn.stdp import STDP
+from celltrain.learn.terms import add_signed
+
+
+def reward_per_sample(reward: float | torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:
+    """Return the reward as a ``(batch,)`` tensor; a scalar applies to every sample.
+
+    Raises:
+        ValueError: ``reward`` is neither a scalar nor of shape ``(batch,)``, or not finite.
+    """
+    value = torch.as_tensor(reward, dtype=like.dtype, device=like.device)
+    if value.dim() == 0:
+        value = value.expand(batch)
+    elif tuple(value.shape) != (batch,):
+        raise ValueError(
+            f"reward must be a scalar or have shape ({batch},) (one per sample), "
+            f"got shape {tuple(value.shape)}"
+        )
+    if not torch.isfinite(value).all():
+        raise ValueError("reward must be finite")
+    return value
+
+
+class MSTDP(STDP):
+    """Modulated STDP (Florian 2007, eq. for MSTDP).
+
+    With unit traces and ``lr_post = gamma * A+``, ``lr_pre = gamma * A-``, each step's STDP
+    term ``zeta(t) = lr_post * post(t) (x) trace_pre(t) + lr_pre * trace_post(t) (x) pre(t)`` is
+    scaled by the reward given to that step's ``forward(reward)``:
+    ``dw = reward * zeta(t)``, per sample, then reduced over the batch (``batch_reduction``).
+    The positive part goes to the updater's ``pos``, the negative part to ``neg``.
+
+    Args: as for :class:`~celltrain.learn.STDP`.
+    """
+
+    def forward(self, reward: float | torch.Tensor) -> None:
+        """Add this step's reward-modulated terms.
+
+        Args:
+            reward: a scalar or one value per sample ``(B,)`` (dimensionless).
+        """
+        if not self.training:
+            return
+        for name in list(self._cells):
+            cell, state = self.get_cell(name)
+            spike_post = self.pool.get_monitor(name, "spike_post").peek()
+            if spike_post is None:
+                continue
+            weight = cell.connection.weight
+            scale = reward_per_sample(reward, spike_post.shape[0], weight)
+            terms = self.stdp_terms(name, post_scale=scale)
+            add_signed(cell.updater.weight, state.lr_post * terms[0] + state.lr_pre * terms[1])
+
+
+class MSTDPET(STDP):
+    """Modulated STDP with an eligibility trace (Florian 2007, MSTDPET).
+
+    Per sample ``b`` the eligibility ``z_b`` (weight shape) follows
+    ``z_b <- z_b * exp(-dt / tau_eligibility) + zeta_b(t) / tau_eligibility`` and each step adds
+    ``dw = dt * reward_b * z_b``, reduced over the batch (``batch_reduction``); ``zeta`` is as in
+    :class:`MSTDP`. The eligibility is auxiliary state of the cell (``state.eligibility``,
+    ``(B, *weight.shape)``: memory grows with batch x weight size); :meth:`clear` empties it,
+    and it is re-created at the first step of a batch of another size.
+
+    Args:
+        tau_eligibility: eligibility trace time constant (ms, > 0).
+        others: as for :class:`~celltrain.learn.STDP`.
+    """
+
+    def __init__(
+        self,
+        lr_post: float = 1e-2,
+        lr_pre: float = -1e-2,
+        tau_pre: float = 20.0,
+        tau_post: float = 20.0,
+        tau_eligibility: float = 25.0,
+        trace_mode: str = "cumulative",
+        batch_reduction: str = "mean",
+    ) -> None:
+        super(STDP, self).__init__(
+            lr_post=lr_post,
+            lr_pre=lr_pre,
+            tau_pre=tau_pre,
+            tau_post=tau_post,
+            tau_eligibility=tau_eligibility,
+            trace_mode=trace_mode,
+            batch_reduction=batch_reduction,
+        )
+
+    def check(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return check_common(hyperparameters, ("tau_pre", "tau_post", "tau_eligibility"))
+
+    def add_monitors(self, name, state) -> None:  # noqa: ANN001
+        super().add_monitors(name, state)
+        state.register_buffer("eligibility", torch.empty(0), persistent=False)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Clear the monitors and every cell's eligibility trace."""
+        super().clear(**kwargs)
+        for _, state in self.cells:
+            state.eligibility = torch.empty(0, device=state.eligibility.device)
+
+    def forward(self, reward: float | torch.Tensor) -> None:
+        """Decay the eligibility, add this step's terms to it, and add the rewarded change.
+
+        Args:
+            reward: a scalar or one value per sample ``(B,)`` (dimensionless).
+        """
+        if not self.training:
+            return
+        get = self.pool.get_monitor
+        for name in list(self._cells):
+            cell, state = self.get_cell(name)
+            spike_post, spike_pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
+            if spike_post is None or spike_pre is None:
+                continue
+            connection = cell.connection
+            dtype = connection.weight.dtype
+            batch = spike_post.shape[0]
+            scale = reward_per_sample(reward, batch, connection.weight)
+            trace_pre, trace_post = get(name, "trace_pre").peek(), get(name, "trace_post").peek()
+            zeta = state.lr_post * connection.correlate(
+                spike_post.to(dtype), trace_pre, "none"
+            ) + state.lr_pre * connection.correlate(trace_post, spike_pre.to(dtype), "none")
+            dt = cell.layer.dt
+            eligibility = state.eligibility
+            if eligibility.shape != zeta.shape:
+                eligibility = torch.zeros_like(zeta)
+            eligibility = eligibility * math.exp(-dt / state.tau_eligibility)
+            state.eligibility = eligibility + zeta / state.tau_eligibility
+            weighted = state.eligibility * scale.view((-1,) + (1,) * (zeta.dim() - 1))
+            change = weighted.sum(0)
+            if state.batch_reduction == "mean":
+                change = change / batch
+            add_signed(cell.updater.weight, dt * change)

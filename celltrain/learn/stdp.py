@@ -1,0 +1,122 @@
+"""Pair-based spike-timing-dependent plasticity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from celltrain.learn.checks import check_common
+from celltrain.learn.terms import add_scaled
+from celltrain.learn.trainer import CellState, IndependentCellTrainer
+from celltrain.observe import Latest, Monitor, Trace
+
+PRE = "connection.synapse.spike"
+POST = "neuron.spike"
+
+
+class STDP(IndependentCellTrainer):
+    """Pair-based STDP driven by unit-amplitude spike traces.
+
+    Each time step (one ``forward()`` call after the layer stepped):
+
+    - at each postsynaptic spike: ``lr_post * trace_pre`` (the pre spikes' trace, time constant
+      ``tau_pre``),
+    - at each presynaptic spike: ``lr_pre * trace_post`` (time constant ``tau_post``),
+
+    summed over the pairs the connection links with ``connection.correlate`` (so it works for
+    every connection kind) and reduced over the batch (``batch_reduction``: mean or sum).
+    Positive terms go to the weight updater's ``pos``, negative ones to ``neg``; nothing is
+    applied until ``update()``. Signs select the rule: Hebbian ``lr_post > 0 > lr_pre``,
+    anti-Hebbian ``lr_post < 0 < lr_pre``, potentiation-only both > 0, depression-only both < 0.
+
+    For a pre spike at ``t_pre`` and a post spike at ``t_post`` (``dt_s = t_post - t_pre``):
+    ``dt_s > 0`` gives ``lr_post * exp(-dt_s / tau_pre)``, ``dt_s < 0`` gives
+    ``lr_pre * exp(dt_s / tau_post)``, and coincident spikes give ``lr_post + lr_pre`` (a trace
+    already holds the spike of its own step). ``trace_mode="nearest"`` resets traces to 1 at a
+    spike (nearest-neighbour pairing) instead of adding 1 (all-to-all).
+
+    Monitors per cell: ``trace_pre``, ``trace_post`` (:class:`~celltrain.observe.Trace`),
+    ``spike_pre``, ``spike_post`` (:class:`~celltrain.observe.Latest`).
+
+    Args:
+        lr_post: learning rate at postsynaptic spikes (weight units per pair).
+        lr_pre: learning rate at presynaptic spikes (weight units per pair).
+        tau_pre: presynaptic trace time constant (ms, > 0).
+        tau_post: postsynaptic trace time constant (ms, > 0).
+        trace_mode: ``"cumulative"`` or ``"nearest"``.
+        batch_reduction: ``"mean"`` or ``"sum"`` over the batch.
+    """
+
+    def __init__(
+        self,
+        lr_post: float = 1e-2,
+        lr_pre: float = -1e-2,
+        tau_pre: float = 20.0,
+        tau_post: float = 20.0,
+        trace_mode: str = "cumulative",
+        batch_reduction: str = "mean",
+    ) -> None:
+        super().__init__(
+            lr_post=lr_post,
+            lr_pre=lr_pre,
+            tau_pre=tau_pre,
+            tau_post=tau_post,
+            trace_mode=trace_mode,
+            batch_reduction=batch_reduction,
+        )
+
+    def check(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return check_common(hyperparameters, ("tau_pre", "tau_post"))
+
+    def add_monitors(self, name: str, state: CellState) -> None:
+        mode = state.trace_mode
+        self.add_monitor(
+            name, "trace_pre", PRE, Monitor.partial(Trace, tau=state.tau_pre, mode=mode)
+        )
+        self.add_monitor(
+            name, "trace_post", POST, Monitor.partial(Trace, tau=state.tau_post, mode=mode)
+        )
+        self.add_monitor(name, "spike_pre", PRE, Monitor.partial(Latest))
+        self.add_monitor(name, "spike_post", POST, Monitor.partial(Latest))
+
+    def stdp_terms(
+        self, name: str, post_scale: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The two correlations of cell ``name`` at this step, before learning rates.
+
+        Returns ``(post spikes (x) trace_pre, trace_post (x) pre spikes)`` in the weight's
+        shape, batch-reduced, or None before the monitors observed anything. ``post_scale``
+        ``(B,)`` multiplies each sample's terms (e.g. a per-sample reward).
+        """
+        cell, state = self.get_cell(name)
+        get = self.pool.get_monitor
+        spike_post, spike_pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
+        trace_post, trace_pre = get(name, "trace_post").peek(), get(name, "trace_pre").peek()
+        if spike_post is None or spike_pre is None:
+            return None
+        dtype = cell.connection.weight.dtype
+        spike_post, trace_post = spike_post.to(dtype), trace_post.to(dtype)
+        if post_scale is not None:
+            shape = (-1,) + (1,) * (spike_post.dim() - 1)
+            spike_post = spike_post * post_scale.view(shape)
+            trace_post = trace_post * post_scale.view(shape)
+        correlate = cell.connection.correlate
+        reduction = state.batch_reduction
+        return (
+            correlate(spike_post, trace_pre, reduction),
+            correlate(trace_post, spike_pre, reduction),
+        )
+
+    def forward(self) -> None:
+        """Add this step's STDP terms of every cell to its weight updater (training mode only)."""
+        if not self.training:
+            return
+        for name in list(self._cells):
+            cell, state = self.get_cell(name)
+            terms = self.stdp_terms(name)
+            if terms is None:
+                continue
+            update = cell.updater.weight
+            add_scaled(update, state.lr_post, terms[0])
+            add_scaled(update, state.lr_pre, terms[1])
