@@ -23,6 +23,14 @@ class Bound:
     def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def confine(self, param: torch.Tensor, inside: torch.Tensor) -> None:
+        """Called by the Updater right after ``param += delta``, in place.
+
+        ``w + (maximum - w)`` need not round to ``maximum`` in floating point, so a bound that
+        promises to keep weights inside ``[minimum, maximum]`` clamps here the entries that
+        were ``inside`` (bool, before the update). The default does nothing.
+        """
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
@@ -47,6 +55,9 @@ class HardBound(Bound):
     def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         return (w + pos - neg).clamp(self.minimum, self.maximum) - w
 
+    def confine(self, param: torch.Tensor, inside: torch.Tensor) -> None:
+        param.clamp_(self.minimum, self.maximum)
+
 
 class SoftBound(Bound):
     """Soft (multiplicative) bound, exact for any update size.
@@ -59,6 +70,9 @@ class SoftBound(Bound):
 
     def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         return (self.maximum - w) * -torch.expm1(-pos) - (w - self.minimum) * -torch.expm1(-neg)
+
+    def confine(self, param: torch.Tensor, inside: torch.Tensor) -> None:
+        param.copy_(torch.where(inside, param.clamp(self.minimum, self.maximum), param))
 
 
 class PowerBound(Bound):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from celltrain.neural.checks import batched, reduction_of, shape_of
+from celltrain.neural.checks import batched, shape_of
 from celltrain.neural.synapses import DeltaCurrent, Synapse
 from celltrain.neural.updater import Bounding, Hook, Updater
 
@@ -98,21 +98,28 @@ class Connection(nn.Module):
         Args:
             post: a target-side quantity ``(B, *out_shape)`` (e.g. spikes or a trace).
             pre: a source-side quantity ``(B, *in_shape)``.
-            reduction: ``"mean"`` or ``"sum"`` over the batch.
+            reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for one result per
+                sample, ``(B, *weight.shape)`` (this one does hold a batch of weight-sized
+                tensors; rules that need per-sample eligibility use it).
 
         Returns:
-            tensor of the weight's shape.
+            tensor of the weight's shape (``(B, *weight.shape)`` for ``"none"``).
         """
         batch = batched("post", post, self.out_shape)
         if batched("pre", pre, self.in_shape) != batch:
             raise ValueError(
                 f"post and pre must have the same batch size, got {batch} and {pre.shape[0]}"
             )
-        reduction_of("reduction", reduction)
         dtype = self.weight.dtype
+        post, pre = post.to(dtype), pre.to(dtype)
         with torch.no_grad():
-            total = self.pair_sum(post.to(dtype), pre.to(dtype))
-        return _reduce(total, batch, reduction)
+            if reduction == "none":
+                return torch.stack(
+                    [self.pair_sum(post[b : b + 1], pre[b : b + 1]) for b in range(batch)]
+                )
+            if reduction not in ("mean", "sum"):
+                raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+            return _reduce(self.pair_sum(post, pre), batch, reduction)
 
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         """Sum over the batch of ``post (x) pre`` for linked pairs (weight shape)."""
@@ -158,10 +165,18 @@ class Lateral(Linear):
         self.register_buffer("mask", ~torch.eye(n, dtype=torch.bool), persistent=False)
         with torch.no_grad():
             self.weight.mul_(self.mask)
+        # Zero the diagonal before the user's hooks (so that e.g. Normalize sees no self-weight
+        # that a bound such as HardBound(minimum > 0) put there) and again after them.
+        self.updater.weight.hooks.insert(0, self._zero_diagonal)
         self.updater.weight.hooks.append(self._zero_diagonal)
 
     def _zero_diagonal(self, param: torch.Tensor) -> None:
         param.mul_(self.mask)
+
+    def propagate(self, current: torch.Tensor) -> torch.Tensor:
+        # masked here too, so a weight loaded or edited with a non-zero diagonal links no self
+        flat = current.reshape(current.shape[0], -1) @ (self.weight * self.mask).t()
+        return flat.reshape(current.shape[0], *self.out_shape)
 
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         return super().pair_sum(post, pre) * self.mask

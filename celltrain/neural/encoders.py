@@ -34,7 +34,8 @@ class Encoder(nn.Module):
         steps: number of time steps per sample (>= 1).
         dt: time step (ms, > 0); must equal the network's ``dt``.
         max_rate: rates above this (Hz) are rejected, since they cannot be represented at
-            this ``dt`` (default ``1000 / dt``: at most one spike per step).
+            this ``dt`` (default ``1000 / dt``: at most one spike per step; a larger
+            ``max_rate`` does not raise that limit).
     """
 
     def __init__(self, steps: int, dt: float = 1.0, max_rate: float | None = None) -> None:
@@ -56,7 +57,9 @@ class Encoder(nn.Module):
         low, high = float(rates.min()), float(rates.max())
         if low < 0:
             raise ValueError(f"rates must be >= 0 Hz, got a minimum of {low}")
-        limit = self.max_rate if self.max_rate is not None else 1000.0 / self.dt
+        limit = 1000.0 / self.dt  # a max_rate above it would make p > 1: silently saturated
+        if self.max_rate is not None:
+            limit = min(limit, self.max_rate)
         if high > limit:
             raise ValueError(
                 f"rates must be <= {limit} Hz (one spike per step of dt={self.dt} ms), "
@@ -129,7 +132,8 @@ class RegularEncoder(Encoder):
     """
 
     def encode(self, rates: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
-        probability = (rates * (self.dt / 1000.0)).to(torch.float64)
+        # float64 before scaling: in float32, 1000 Hz * 1e-4 is 0.099999998 and a step is lost.
+        probability = rates.to(torch.float64) * (self.dt / 1000.0)
         steps = torch.arange(self.steps + 1, dtype=torch.float64, device=rates.device)
         counts = torch.floor(steps.view(-1, *([1] * rates.dim())) * probability + 1e-9)
         return counts[1:] > counts[:-1]

@@ -71,6 +71,16 @@ class Neuron(Stepped):
         """Update the state with one step of ``current`` and return the new spikes."""
         raise NotImplementedError
 
+    def held(self) -> torch.Tensor:
+        """Which neurons are refractory during this step (bool ``(B, *shape)``).
+
+        ``refractory`` counts down by ``dt`` per step; a remainder below ``1e-3 * dt`` is
+        rounding error of that countdown (e.g. ``0.5 - 5 * 0.1`` in float32), not time left, so
+        a neuron is held for exactly ``refractory_period / dt`` steps when that is an integer,
+        and ``ceil(refractory_period / dt)`` steps otherwise.
+        """
+        return self.refractory > 1e-3 * self.dt
+
 
 class LIF(Neuron):
     """Leaky integrate-and-fire neurons.
@@ -126,7 +136,7 @@ class LIF(Neuron):
         return self.rest_voltage + (self.voltage - self.rest_voltage) * decay + drive * current
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        held = self.refractory > 0
+        held = self.held()
         voltage = torch.where(held, self.voltage, self.integrate(current))
         spike = (voltage >= self.threshold()) & ~held
         self.voltage = torch.where(spike, self.reset_voltage, voltage)
@@ -192,7 +202,9 @@ class ALIF(LIF):
         if self.training:
             change = self.adaptation - previous
             change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
-            self.updater.theta.add(change.clamp_min(0.0), (-change).clamp_min(0.0))
+            self.updater.theta.add(
+                change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
+            )
         return spike
 
 
@@ -242,7 +254,7 @@ class Izhikevich(Neuron):
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         v, u = self.voltage, self.recovery
-        held = self.refractory > 0
+        held = self.held()
         dv = 0.04 * v * v + 5.0 * v + 140.0 - u + self.resistance * current
         voltage = torch.where(held, v, v + self.dt * dv)
         recovery = u + self.dt * self.a * (self.b * v - u)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from celltrain.neural.bounds import Unbounded
+from celltrain.neural.bounds import Bound, Unbounded
+from celltrain.neural.checks import reduction_of
 
 Bounding = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 Hook = Callable[[torch.Tensor], None]
@@ -39,9 +39,37 @@ class ParameterUpdate(nn.Module):
         self.hooks = list(hooks)
         self.register_buffer("pos", torch.zeros(tuple(shape)))
         self.register_buffer("neg", torch.zeros(tuple(shape)))
+        #: how terms were reduced over a batch ("mean" or "sum"); None until the first add.
+        self.batch_reduction: str | None = None
 
-    def add(self, pos: torch.Tensor | None = None, neg: torch.Tensor | None = None) -> None:
-        """Add potentiation ``pos`` and/or depression ``neg`` (parameter shape, >= 0 expected)."""
+    def add(
+        self,
+        pos: torch.Tensor | None = None,
+        neg: torch.Tensor | None = None,
+        *,
+        reduction: str = "mean",
+    ) -> None:
+        """Add potentiation ``pos`` and/or depression ``neg`` (parameter shape, >= 0 expected).
+
+        Args:
+            pos: potentiation term, the parameter's shape.
+            neg: depression term, the parameter's shape.
+            reduction: how the term was reduced over the samples of a batch (``"mean"`` or
+                ``"sum"``). Processes combine their pending sums the same way (see
+                :attr:`batch_reduction`); one parameter takes terms of one reduction only.
+
+        Raises:
+            ValueError: a term's shape differs from the parameter's, or ``reduction`` differs
+                from that of terms added before.
+        """
+        reduction_of("reduction", reduction)
+        if self.batch_reduction is None:
+            self.batch_reduction = reduction
+        elif reduction != self.batch_reduction:
+            raise ValueError(
+                f"reduction must match the {self.batch_reduction!r} of the terms this "
+                f"parameter already received, got {reduction!r}"
+            )
         for name, term in (("pos", pos), ("neg", neg)):
             if term is None:
                 continue
@@ -69,8 +97,10 @@ class Updater(nn.Module):
 
     ``updater.<param>`` is the :class:`ParameterUpdate` of that parameter: rules add terms with
     ``updater.weight.add(pos, neg)``. :meth:`apply` sets ``param += bound(param, pos, neg)`` for
-    each parameter with pending terms, runs its hooks, and clears. The owning module is held
-    weakly (it owns the updater as a submodule).
+    each parameter with pending terms, runs its hooks, and clears. The owning module (which owns
+    the updater as a submodule) is referenced outside ``_modules``, so it is not a submodule of
+    the updater; a strong reference, so that ``copy.deepcopy`` and pickling (``torch.save`` of a
+    whole module, spawned processes) give a copy whose updater updates the copy.
 
     Args:
         module: the module whose parameters are updated.
@@ -83,7 +113,9 @@ class Updater(nn.Module):
         params: Sequence[str] | Mapping[str, tuple[Bounding | None, Iterable[Hook]]],
     ) -> None:
         super().__init__()
-        self._module = weakref.ref(module)
+        # Not ``self._module = module``: nn.Module would register the owner as a submodule (a
+        # cycle). Not a weakref: it cannot be pickled and deepcopy would keep the original.
+        self.__dict__["_owner"] = module
         spec = params if isinstance(params, Mapping) else {name: (None, ()) for name in params}
         for name, (bound, hooks) in spec.items():
             param = getattr(module, name, None)
@@ -121,17 +153,19 @@ class Updater(nn.Module):
         """
         if fn is not None:
             return super().apply(fn)
-        module = self._module()
-        if module is None:
-            raise RuntimeError("the module this Updater belongs to no longer exists")
         with torch.no_grad():
-            self._apply_pending(module)
+            self._apply_pending(self._owner)
         return self
 
     def _apply_pending(self, module: nn.Module) -> None:
         for name, update in self.named_children():
             param = getattr(module, name)
-            param.add_(update.bound(param, update.pos, update.neg).to(param.dtype))
+            bound = update.bound
+            if isinstance(bound, Bound):
+                inside = (param >= bound.minimum) & (param <= bound.maximum)
+            param.add_(bound(param, update.pos, update.neg).to(param.dtype))
+            if isinstance(bound, Bound):
+                bound.confine(param, inside)  # undo float rounding past the bounds
             for hook in update.hooks:
                 hook(param)
             update.clear()
