@@ -61,4 +61,4 @@ class Homeostasis(IndependentCellTrainer):
                 (spike.shape[0], *connection.in_shape), dtype=dtype, device=spike.device
             )
             change = connection.correlate(error, ones, state.batch_reduction)
-            add_signed(cell.updater.weight, state.lr * change)
+            add_signed(cell.updater.weight, state.lr * change, state.batch_reduction)

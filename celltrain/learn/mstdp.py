@@ -59,7 +59,11 @@ class MSTDP(STDP):
             weight = cell.connection.weight
             scale = reward_per_sample(reward, spike_post.shape[0], weight)
             terms = self.stdp_terms(name, post_scale=scale)
-            add_signed(cell.updater.weight, state.lr_post * terms[0] + state.lr_pre * terms[1])
+            add_signed(
+                cell.updater.weight,
+                state.lr_post * terms[0] + state.lr_pre * terms[1],
+                state.batch_reduction,
+            )
 
 
 class MSTDPET(STDP):
@@ -142,4 +146,4 @@ class MSTDPET(STDP):
             change = weighted.sum(0)
             if state.batch_reduction == "mean":
                 change = change / batch
-            add_signed(cell.updater.weight, dt * change)
+            add_signed(cell.updater.weight, dt * change, state.batch_reduction)

@@ -118,5 +118,5 @@ class STDP(IndependentCellTrainer):
             if terms is None:
                 continue
             update = cell.updater.weight
-            add_scaled(update, state.lr_post, terms[0])
-            add_scaled(update, state.lr_pre, terms[1])
+            add_scaled(update, state.lr_post, terms[0], state.batch_reduction)
+            add_scaled(update, state.lr_pre, terms[1], state.batch_reduction)

@@ -108,10 +108,12 @@ class TripletSTDP(IndependentCellTrainer):
             post, pre = post.to(dtype), pre.to(dtype)
             correlate, reduction = cell.connection.correlate, state.batch_reduction
             update = cell.updater.weight
-            add_scaled(update, state.lr2_post, correlate(post, r1, reduction))
-            add_scaled(update, state.lr3_post, correlate(post * o2_before, r1, reduction))
-            add_scaled(update, state.lr2_pre, correlate(o1, pre, reduction))
-            add_scaled(update, state.lr3_pre, correlate(o1, pre * r2_before, reduction))
+            add_scaled(update, state.lr2_post, correlate(post, r1, reduction), reduction)
+            add_scaled(
+                update, state.lr3_post, correlate(post * o2_before, r1, reduction), reduction
+            )
+            add_scaled(update, state.lr2_pre, correlate(o1, pre, reduction), reduction)
+            add_scaled(update, state.lr3_pre, correlate(o1, pre * r2_before, reduction), reduction)
 
 
 def _before(previous: torch.Tensor, now: torch.Tensor, dt: float, tau: float) -> torch.Tensor:
