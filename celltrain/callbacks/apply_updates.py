@@ -1,0 +1,102 @@
+"""``ApplyUpdates``: apply the trainers' pending updates at the end of training batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from celltrain.callbacks.monitor_mode import cell_trainers
+from celltrain.neural import Updater
+
+
+def distinct_updaters(pl_module: L.LightningModule) -> list[Updater]:
+    """Every distinct updater of every trainer's cells, in a fixed order."""
+    found: dict[int, Updater] = {}
+    for trainer in cell_trainers(pl_module):
+        for updater in trainer.updaters():
+            found.setdefault(id(updater), updater)
+    return list(found.values())
+
+
+class ApplyUpdates(L.Callback):
+    """Call ``update()`` on every trainer after every ``every_n_batches`` training batches.
+
+    With more than one process it first combines every pending update across ranks the way the
+    rule combined the samples of one batch: terms reduced by ``"sum"`` are summed over ranks;
+    terms reduced by ``"mean"`` are averaged, weighted by the samples each rank saw since the
+    last apply. With equal batch sizes the learned state is then identical on all ranks and
+    equals what one process learns from the union of the ranks' batches. A parameter that
+    received no term on some rank is still combined (its sums are zero there).
+
+    Args:
+        every_n_batches: apply after this many training batches (>= 1).
+    """
+
+    def __init__(self, every_n_batches: int = 1) -> None:
+        if not isinstance(every_n_batches, int) or every_n_batches < 1:
+            raise ValueError(f"every_n_batches must be an int >= 1, got {every_n_batches!r}")
+        self.every_n_batches = every_n_batches
+        self.batches_pending = 0
+        self.samples_pending = 0
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.batches_pending += 1
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.samples_pending += int(first.shape[0])
+        if self.batches_pending < self.every_n_batches:
+            return
+        if trainer.world_size > 1:
+            self.combine(trainer, pl_module)
+        for cell_trainer in cell_trainers(pl_module):
+            cell_trainer.update()
+        self.batches_pending = 0
+        self.samples_pending = 0
+
+    def combine(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """All-reduce every pending sum across ranks (see the class docstring)."""
+        strategy = trainer.strategy
+        samples = torch.tensor(
+            float(self.samples_pending), dtype=torch.float64, device=pl_module.device
+        )
+        total = strategy.reduce(samples.clone(), reduce_op="sum")
+        for updater in distinct_updaters(pl_module):
+            for update in updater.children():
+                reduction = _agreed_reduction(strategy, update.batch_reduction)
+                for name in ("pos", "neg"):
+                    value = getattr(update, name)
+                    if reduction == "mean":
+                        weighted = value.to(torch.float64) * samples
+                        combined = strategy.reduce(weighted, reduce_op="sum") / total
+                    else:
+                        combined = strategy.reduce(value.clone(), reduce_op="sum")
+                    setattr(update, name, combined.to(value.dtype))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "every_n_batches": self.every_n_batches,
+            "batches_pending": self.batches_pending,
+            "samples_pending": self.samples_pending,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.batches_pending = int(state_dict["batches_pending"])
+        self.samples_pending = int(state_dict["samples_pending"])
+
+
+def _agreed_reduction(strategy: Any, local: str | None) -> str:
+    """The reduction all ranks agree on (a rank whose parameter saw no term yet defers)."""
+    code = {None: 0, "mean": 1, "sum": 2}[local]
+    codes = strategy.all_gather(torch.tensor([code]))
+    found = {int(c) for c in codes.flatten().tolist()} - {0}
+    if len(found) > 1:
+        raise RuntimeError("ranks disagree on the batch reduction of one parameter's updates")
+    return "sum" if found == {2} else "mean"

@@ -1,0 +1,230 @@
+"""Data modules: the scikit-learn digits (built in) and MNIST-format IDX files from a local
+directory. Both yield batches ``(x, y, index)``: intensities ``(B, *shape)`` in ``[0, 1]``,
+labels ``(B,)`` (long) and each sample's index in its split ``(B,)`` (long), which the
+encoder uses so a sample's spike train never depends on its batch or process."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+import lightning as L
+
+
+class IndexedDataset(Dataset):
+    """Tensors ``x`` ``(N, *shape)`` and labels ``y`` ``(N,)``; item ``i`` is
+    ``(x[i], y[i], i)``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}"
+            )
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.x[i], self.y[i], i
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation drawn from ``(seed, epoch)`` alone, so a resumed run sees the same order.
+
+    Lightning calls :meth:`set_epoch` at the start of each epoch.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed, self.epoch = size, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Base of the data modules: fixed train / validation / test splits of tensors.
+
+    Args:
+        batch_size: samples per batch (>= 1).
+        shuffle: shuffle the training split each epoch (reproducibly from ``seed`` and epoch).
+        seed: seed of the shuffling.
+        num_workers: DataLoader workers.
+    """
+
+    num_classes = 10
+
+    def __init__(
+        self, batch_size: int = 16, shuffle: bool = True, seed: int = 0, num_workers: int = 0
+    ) -> None:
+        super().__init__()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.num_workers = num_workers
+        self.splits: dict[str, IndexedDataset] = {}
+
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Return ``{"train"|"val"|"test": (x, y)}``; subclasses implement it."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = {k: IndexedDataset(x, y) for k, (x, y) in self.load().items()}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample (without batch)."""
+        self.setup()
+        return tuple(self.splits["train"].x.shape[1:])
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        data = self.splits[split]
+        sampler = EpochShuffleSampler(len(data), self.seed) if shuffle else None
+        return DataLoader(
+            data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.shuffle)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+class DigitsDataModule(SplitDataModule):
+    """The 8x8 digits that ship with scikit-learn (1797 samples), flattened to 64 intensities
+    in ``[0, 1]``, in a fixed split: the last ``test_size`` samples (a fixed, stratified-by-
+    construction shuffle with ``split_seed``) are the test set, the ``val_size`` before them
+    the validation set, the rest the training set.
+
+    Args:
+        val_size: validation samples.
+        test_size: test samples.
+        split_seed: seed of the fixed split (not of the training shuffle).
+        batch_size, shuffle, seed, num_workers: as for :class:`SplitDataModule`.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 16,
+        val_size: int = 180,
+        test_size: int = 360,
+        split_seed: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, shuffle, seed, num_workers)
+        self.val_size, self.test_size, self.split_seed = val_size, test_size, split_seed
+
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        order = np.random.default_rng(self.split_seed).permutation(len(digits.target))
+        x = torch.tensor(digits.data[order] / 16.0, dtype=torch.get_default_dtype())
+        y = torch.tensor(digits.target[order], dtype=torch.long)
+        n_test, n_val = self.test_size, self.val_size
+        if n_test + n_val >= len(y) or min(n_test, n_val) < 1:
+            raise ValueError(
+                f"val_size and test_size must be >= 1 and leave training samples out of "
+                f"{len(y)}, got {n_val} and {n_test}"
+            )
+        train_end = len(y) - n_test - n_val
+        return {
+            "train": (x[:train_end], y[:train_end]),
+            "val": (x[train_end : train_end + n_val], y[train_end : train_end + n_val]),
+            "test": (x[train_end + n_val :], y[train_end + n_val :]),
+        }
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (MNIST format; gzip if the name ends in ``.gz``) into an array.
+
+    Raises:
+        ValueError: the file is not a valid IDX file.
+    """
+    path = Path(path)
+    data = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise ValueError(f"{path} is not an IDX file (bad magic number)")
+    types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if data[2] not in types:
+        raise ValueError(f"{path}: unknown IDX data type 0x{data[2]:02x}")
+    ndim = data[3]
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=types[data[2]], offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: header says {dims} but holds {body.size} values")
+    return body.reshape(dims)
+
+
+class IDXDataModule(SplitDataModule):
+    """MNIST-format IDX files from a local directory (nothing is downloaded).
+
+    Expects ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``) in
+    ``root``. The last ``val_size`` training samples form the validation split. Images are
+    flattened and scaled to ``[0, 1]`` by ``1 / 255``.
+
+    Args:
+        root: the directory.
+        val_size: validation samples taken from the end of the training files.
+        batch_size, shuffle, seed, num_workers: as for :class:`SplitDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        batch_size: int = 16,
+        val_size: int = 5000,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, shuffle, seed, num_workers)
+        self.root, self.val_size = Path(root), val_size
+
+    def _file(self, stem: str) -> Path:
+        for name in (stem, stem + ".gz"):
+            if (self.root / name).is_file():
+                return self.root / name
+        raise FileNotFoundError(f"root {str(self.root)!r} has no {stem} (or {stem}.gz)")
+
+    def load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        def pair(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+            images = read_idx(self._file(f"{prefix}-images-idx3-ubyte"))
+            labels = read_idx(self._file(f"{prefix}-labels-idx1-ubyte"))
+            if images.shape[0] != labels.shape[0]:
+                raise ValueError(f"{prefix}: {images.shape[0]} images but {labels.shape[0]} labels")
+            x = torch.tensor(
+                images.reshape(images.shape[0], -1) / 255.0, dtype=torch.get_default_dtype()
+            )
+            return x, torch.tensor(labels.astype(np.int64))
+
+        x, y = pair("train")
+        if not 1 <= self.val_size < len(y):
+            raise ValueError(f"val_size must be in [1, {len(y)}), got {self.val_size}")
+        cut = len(y) - self.val_size
+        return {"train": (x[:cut], y[:cut]), "val": (x[cut:], y[cut:]), "test": pair("t10k")}
