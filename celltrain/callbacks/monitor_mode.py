@@ -48,6 +48,11 @@ class MonitorMode(L.Callback):
     def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(pl_module, False)
 
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning restores the modes it found when the check began (set False above); put
+        # the trainers back in training mode so training does not start with them in eval
+        self._set(pl_module, True)
+
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(pl_module, False)
 
