@@ -25,6 +25,17 @@ class Stepped(nn.Module):
         super().__init__()
         self._dt = 1.0
         self._state_names: list[str] = []
+        self._state_fast: set[str] = set()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # State is replaced every step; writing the buffer slot directly skips
+        # nn.Module.__setattr__'s registration path, which dominates a step's Python cost.
+        if name in self.__dict__.get("_state_fast", ()):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"state {name!r} must be a tensor, got {type(value).__name__}")
+            self._buffers[name] = value
+        else:
+            super().__setattr__(name, value)
 
     @property
     def dt(self) -> float:
@@ -39,6 +50,7 @@ class Stepped(nn.Module):
         """Declare an empty, non-persistent state buffer ``name`` (filled lazily)."""
         self.register_buffer(name, torch.empty(0, dtype=dtype), persistent=False)
         self._state_names.append(name)
+        self._state_fast.add(name)
 
     def needs_state(self, batch: int) -> bool:
         """Whether the state must be created at rest for a batch of ``batch`` samples.

@@ -79,7 +79,7 @@ class ParameterUpdate(nn.Module):
                     f"{name} must have the parameter's shape {tuple(current.shape)}, "
                     f"got {tuple(term.shape)}"
                 )
-            setattr(self, name, current + term.to(current.dtype))
+            self._buffers[name] = current + term.to(current.dtype)  # skip __setattr__ cost
 
     @property
     def pending(self) -> bool:
