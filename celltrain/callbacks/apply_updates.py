@@ -93,10 +93,19 @@ class ApplyUpdates(L.Callback):
 
 
 def _agreed_reduction(strategy: Any, local: str | None) -> str:
-    """The reduction all ranks agree on (a rank whose parameter saw no term yet defers)."""
-    code = {None: 0, "mean": 1, "sum": 2}[local]
+    """The reduction all ranks agree on (a rank whose parameter saw no term yet defers).
+
+    Raises:
+        RuntimeError: terms reduced by mean and by sum are pending for one parameter (on one
+            rank or across ranks): their sums cannot be combined exactly across processes.
+    """
+    code = {None: 0, "mean": 1, "sum": 2, "mixed": 3}[local]
     codes = strategy.all_gather(torch.tensor([code]))
     found = {int(c) for c in codes.flatten().tolist()} - {0}
-    if len(found) > 1:
-        raise RuntimeError("ranks disagree on the batch reduction of one parameter's updates")
+    if len(found) > 1 or 3 in found:
+        raise RuntimeError(
+            "one parameter has pending terms reduced by both 'mean' and 'sum' over the batch; "
+            "across processes they cannot be combined exactly: give the rules that train it "
+            "the same batch_reduction"
+        )
     return "sum" if found == {2} else "mean"

@@ -59,6 +59,8 @@ class MSTDP(STDP):
             weight = cell.connection.weight
             scale = reward_per_sample(reward, spike_post.shape[0], weight)
             terms = self.stdp_terms(name, post_scale=scale)
+            if terms is None:
+                continue
             add_signed(
                 cell.updater.weight,
                 state.lr_post * terms[0] + state.lr_pre * terms[1],
@@ -126,13 +128,13 @@ class MSTDPET(STDP):
         for name in list(self._cells):
             cell, state = self.get_cell(name)
             spike_post, spike_pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
-            if spike_post is None or spike_pre is None:
+            trace_pre, trace_post = get(name, "trace_pre").peek(), get(name, "trace_post").peek()
+            if any(x is None for x in (spike_post, spike_pre, trace_pre, trace_post)):
                 continue
             connection = cell.connection
             dtype = connection.weight.dtype
             batch = spike_post.shape[0]
             scale = reward_per_sample(reward, batch, connection.weight)
-            trace_pre, trace_post = get(name, "trace_pre").peek(), get(name, "trace_post").peek()
             zeta = state.lr_post * connection.correlate(
                 spike_post.to(dtype), trace_pre, "none"
             ) + state.lr_pre * connection.correlate(trace_post, spike_pre.to(dtype), "none")

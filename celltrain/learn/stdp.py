@@ -93,8 +93,8 @@ class STDP(IndependentCellTrainer):
         get = self.pool.get_monitor
         spike_post, spike_pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
         trace_post, trace_pre = get(name, "trace_post").peek(), get(name, "trace_pre").peek()
-        if spike_post is None or spike_pre is None:
-            return None
+        if any(x is None for x in (spike_post, spike_pre, trace_post, trace_pre)):
+            return None  # e.g. a cell added after this step's monitors recorded
         dtype = cell.connection.weight.dtype
         spike_post, trace_post = spike_post.to(dtype), trace_post.to(dtype)
         if post_scale is not None:

@@ -96,11 +96,11 @@ class TripletSTDP(IndependentCellTrainer):
         for name in list(self._cells):
             cell, state = self.get_cell(name)
             post, pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
-            if post is None or pre is None:
-                continue
-            dt = cell.layer.dt
             r1, r2 = get(name, "r1").peek(), get(name, "r2").peek()
             o1, o2 = get(name, "o1").peek(), get(name, "o2").peek()
+            if any(x is None for x in (post, pre, r1, r2, o1, o2)):
+                continue
+            dt = cell.layer.dt
             o2_before = _before(state.o2_previous, o2, dt, state.tau_y)
             r2_before = _before(state.r2_previous, r2, dt, state.tau_x)
             state.o2_previous, state.r2_previous = o2, r2

@@ -39,7 +39,8 @@ class ParameterUpdate(nn.Module):
         self.hooks = list(hooks)
         self.register_buffer("pos", torch.zeros(tuple(shape)))
         self.register_buffer("neg", torch.zeros(tuple(shape)))
-        #: how terms were reduced over a batch ("mean" or "sum"); None until the first add.
+        #: how the pending terms were reduced over a batch: "mean" or "sum", "mixed" when terms
+        #: of both kinds are pending, None when nothing was added since the last clear.
         self.batch_reduction: str | None = None
 
     def add(
@@ -56,20 +57,17 @@ class ParameterUpdate(nn.Module):
             neg: depression term, the parameter's shape.
             reduction: how the term was reduced over the samples of a batch (``"mean"`` or
                 ``"sum"``). Processes combine their pending sums the same way (see
-                :attr:`batch_reduction`); one parameter takes terms of one reduction only.
+                :attr:`batch_reduction`). Mixing both in one pending period is fine in one
+                process; across processes it cannot be combined exactly and is refused there.
 
         Raises:
-            ValueError: a term's shape differs from the parameter's, or ``reduction`` differs
-                from that of terms added before.
+            ValueError: a term's shape differs from the parameter's.
         """
         reduction_of("reduction", reduction)
         if self.batch_reduction is None:
             self.batch_reduction = reduction
         elif reduction != self.batch_reduction:
-            raise ValueError(
-                f"reduction must match the {self.batch_reduction!r} of the terms this "
-                f"parameter already received, got {reduction!r}"
-            )
+            self.batch_reduction = "mixed"
         for name, term in (("pos", pos), ("neg", neg)):
             if term is None:
                 continue
@@ -90,6 +88,7 @@ class ParameterUpdate(nn.Module):
         """Drop the pending sums without applying them."""
         self.pos = torch.zeros_like(self.pos)
         self.neg = torch.zeros_like(self.neg)
+        self.batch_reduction = None
 
 
 class Updater(nn.Module):
