@@ -107,8 +107,9 @@ class LogMonitors(L.Callback):
             history = monitor.view()
             if history is None:
                 continue
-            seconds = history.shape[0] * network.dt / 1000.0
-            scalars[f"monitor/rate/{name}"] = float(history.float().mean()) / seconds
+            # mean spikes per neuron and step, over the length of one step (s)
+            step_seconds = network.dt / 1000.0
+            scalars[f"monitor/rate/{name}"] = float(history.float().mean()) / step_seconds
         if scalars:
             trainer.logger.log_metrics(scalars, step=step)
         if isinstance(trainer.logger, TensorBoardLogger):

@@ -6,12 +6,13 @@ encoder uses so a sample's spike train never depends on its batch or process."""
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 import lightning as L
 
@@ -55,12 +56,44 @@ class EpochShuffleSampler(Sampler[int]):
         return self.size
 
 
+class ShardedSampler(DistributedSampler):
+    """The single-process training order, dealt out to ``num_replicas`` processes.
+
+    The order is :class:`EpochShuffleSampler`'s permutation of ``(seed, epoch)`` when
+    ``shuffle`` (else ``0, 1, 2, ...``), padded by repetition to a multiple of
+    ``num_replicas``; process ``rank`` takes every ``num_replicas``-th index from ``rank`` on.
+    So with batch size ``b`` per process, the union of the processes' ``i``-th batches is the
+    ``i``-th batch of size ``num_replicas * b`` of one process. (Lightning's own distributed
+    sampler would reshuffle the training data with its own seed, ignoring ``shuffle=False`` and
+    the data module's order.)
+    """
+
+    def __init__(self, size: int, num_replicas: int, rank: int, shuffle: bool, seed: int) -> None:
+        super().__init__(
+            range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed
+        )
+        self.size = size
+
+    def __iter__(self):
+        if self.shuffle:
+            order = EpochShuffleSampler(self.size, self.seed)
+            order.set_epoch(self.epoch)
+            indices = list(order)
+        else:
+            indices = list(range(self.size))
+        padding = self.total_size - len(indices)
+        indices += (indices * math.ceil(padding / max(len(indices), 1)))[:padding]
+        return iter(indices[self.rank : self.total_size : self.num_replicas])
+
+
 class SplitDataModule(L.LightningDataModule):
     """Base of the data modules: fixed train / validation / test splits of tensors.
 
     Args:
         batch_size: samples per batch (>= 1).
         shuffle: shuffle the training split each epoch (reproducibly from ``seed`` and epoch).
+            With several processes the training order is the same, dealt out by
+            :class:`ShardedSampler`.
         seed: seed of the shuffling.
         num_workers: DataLoader workers.
     """
@@ -100,7 +133,23 @@ class SplitDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.shuffle)
+        trainer = getattr(self, "trainer", None)
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if (
+            trainer is None
+            or trainer.world_size == 1
+            or not getattr(connector, "use_distributed_sampler", True)
+        ):
+            return self._loader("train", self.shuffle)
+        # several processes: shard the single-process order (Lightning keeps our sampler)
+        self.setup()
+        data = self.splits["train"]
+        sampler = ShardedSampler(
+            len(data), trainer.world_size, trainer.global_rank, self.shuffle, self.seed
+        )
+        return DataLoader(
+            data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", False)

@@ -41,7 +41,9 @@ class SpikingModule(L.LightningModule):
     Training batch ``(x, y, index)``: reset the network, clear the trainers' monitors, present
     ``encoder(x * max_rate, index, epoch)`` for ``encoder.steps`` time steps calling every
     trainer after each step, feed the output population's spike counts to the readout, and log
-    every population's mean firing rate (Hz) as ``rate/<name>``. Learning rules only add pending
+    every population's mean firing rate (Hz) as ``rate/<name>`` (with several processes the
+    readout is fed the counts of all ranks' batches, so it is identical on every rank and in
+    rank 0's checkpoints). Learning rules only add pending
     updates; the :class:`~celltrain.callbacks.ApplyUpdates` callback applies them. Validation and
     test run the same simulation without learning (epoch 0's spike trains, so every evaluation
     sees the same input) and log ``val/accuracy`` / ``test/accuracy`` (torchmetrics) from the
@@ -108,6 +110,7 @@ class SpikingModule(L.LightningModule):
         self.max_rate = positive("max_rate", max_rate)
         self.reset_readout_each_epoch = reset_readout_each_epoch
         self.readout = RateReadout(neurons[output].size, num_classes)
+        self.readout.sync_on_compute = False  # training_step keeps it identical on all ranks
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self._assignment: torch.Tensor | None = None
@@ -192,7 +195,13 @@ class SpikingModule(L.LightningModule):
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x, y, index = self.unpack(batch, batch_idx)
         counts = self.simulate(x, index, self.current_epoch, learn=True, y=y)
-        self.readout.update(counts[self.output], y)
+        output, labels = counts[self.output], y
+        if self._trainer is not None and self.trainer.world_size > 1:
+            # every rank accumulates the union of the ranks' batches, so the readout is
+            # identical on all ranks (and complete in rank 0's checkpoint)
+            output = self.all_gather(output).flatten(0, 1)
+            labels = self.all_gather(labels).flatten(0, 1)
+        self.readout.update(output, labels)
         self.optimizers().step()
         for name, rate in self._rates(counts).items():
             self.log(f"rate/{name}", rate, on_step=True, on_epoch=True, batch_size=x.shape[0])
