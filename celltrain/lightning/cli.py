@@ -4,12 +4,19 @@ With no arguments, ``celltrain fit`` trains :class:`~celltrain.lightning.DiehlCo
 scikit-learn digits (:class:`~celltrain.lightning.DigitsDataModule`) for one epoch, logging to
 TensorBoard under ``lightning_logs/``. ``--config FILE`` and ``--print_config`` work as in any
 LightningCLI; ``--trainer.strategy=ddp_local`` runs several processes.
+
+PyTorch runs on one intra-op thread unless ``OMP_NUM_THREADS`` is set: a time step is many
+small tensor operations, where a second thread costs more than it gives (on our 2-core machine
+Diehl & Cook at batch 16 ran 3.5x slower with 2 threads while other work was running).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+
+import torch
 
 import celltrain.lightning.strategy  # noqa: F401  (registers the "ddp_local" strategy)
 from celltrain.lightning.data import SplitDataModule
@@ -29,6 +36,8 @@ class CelltrainCLI(LightningCLI):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point of the ``celltrain`` console script (``args`` default: ``sys.argv[1:]``)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
     CelltrainCLI(
         SpikingModule,
         SplitDataModule,
