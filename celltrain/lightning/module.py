@@ -211,7 +211,7 @@ class SpikingModule(L.LightningModule):
         counts = self.simulate(x, index, 0, learn=False)
         prediction = self.readout.predict(counts[self.output], self.assignment())
         metric.update(prediction, y)
-        self.log(key, metric, on_epoch=True, on_step=False, batch_size=x.shape[0])
+        self.log(key, metric, on_epoch=True, on_step=False, prog_bar=True, batch_size=x.shape[0])
 
     def assignment(self) -> torch.Tensor:
         """The readout's current neuron-to-class assignment (computed once per evaluation)."""
