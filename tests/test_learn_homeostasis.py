@@ -8,31 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from learn_helpers import forced_layer
 
 from celltrain.learn import Homeostasis
-from celltrain.neural import LIF, Conv2d, Direct, Layer, Linear
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def forced_layer(syn, post_shape, dt=1.0):
-    shape = (post_shape,) if isinstance(post_shape, int) else tuple(post_shape)
-    return Layer(
-        {"post": LIF(post_shape, refractory_period=0.0)},
-        {
-            "syn": ("pre", "post", syn),
-            "drive": ("drive", "post", Direct(post_shape, weight=torch.full(shape, 1000.0))),
-        },
-        inputs=("pre", "drive"),
-        dt=dt,
-    )
+from celltrain.neural import LIF, Conv2d, Layer, Linear
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

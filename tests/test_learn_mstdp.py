@@ -7,37 +7,14 @@ import math
 
 import pytest
 import torch
+from learn_helpers import forced_layer
 
 from celltrain.learn import MSTDP, MSTDPET, STDP
-from celltrain.neural import LIF, Conv2d, Direct, Layer, Linear
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
+from celltrain.neural import Conv2d, Linear
 
 PRE_MS = (10, 85, 115, 135)
 POST_MS = (15, 75, 110, 140)
 T_MS = 200
-
-
-def forced_layer(syn, post_shape, dt=1.0):
-    """``pre`` -> post through ``syn``; ``drive`` -> post strong enough to force a spike."""
-    shape = (post_shape,) if isinstance(post_shape, int) else tuple(post_shape)
-    return Layer(
-        {"post": LIF(post_shape, refractory_period=0.0)},
-        {
-            "syn": ("pre", "post", syn),
-            "drive": ("drive", "post", Direct(post_shape, weight=torch.full(shape, 1000.0))),
-        },
-        inputs=("pre", "drive"),
-        dt=dt,
-    )
 
 
 def reward_at(t_ms):

@@ -8,19 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from learn_helpers import forced_layer
 
 from celltrain.learn import STDP
 from celltrain.neural import LIF, Conv2d, Direct, Layer, Linear
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SIGNS = {
     "hebbian": (0.5, -0.3),
@@ -28,22 +19,6 @@ SIGNS = {
     "potentiation_only": (0.35, 0.2),
     "depression_only": (-0.15, -0.45),
 }
-
-
-def forced_layer(syn, post_shape, dt=1.0):
-    """``pre`` -> post through the learned ``syn`` and ``drive`` -> post through a one-to-one
-    connection so strong that a drive spike makes the post neuron spike in that very step."""
-    drive = Direct(post_shape, weight=torch.full(_shape(post_shape), 1000.0))
-    return Layer(
-        {"post": LIF(post_shape, refractory_period=0.0)},
-        {"syn": ("pre", "post", syn), "drive": ("drive", "post", drive)},
-        inputs=("pre", "drive"),
-        dt=dt,
-    )
-
-
-def _shape(shape):
-    return (shape,) if isinstance(shape, int) else tuple(shape)
 
 
 def window(delta, lr_post, lr_pre, tau_pre, tau_post):

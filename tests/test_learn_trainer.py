@@ -26,15 +26,6 @@ from celltrain.neural import ALIF, LIF, Direct, Layer, Linear, Updater
 from celltrain.observe import Latest, Monitor, Trace
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_layer(seed=0, target=None):
     """x -> exc (cell "a"), y -> exc (cell "b"), exc -> inh (cell "c"); fixed weights."""
     g = torch.Generator().manual_seed(seed)

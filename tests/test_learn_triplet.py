@@ -8,30 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from learn_helpers import forced_layer
 
 from celltrain.learn import TripletSTDP
-from celltrain.neural import LIF, Direct, Layer, Linear
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def forced_layer(syn, n_post, dt=1.0):
-    return Layer(
-        {"post": LIF(n_post, refractory_period=0.0)},
-        {
-            "syn": ("pre", "post", syn),
-            "drive": ("drive", "post", Direct(n_post, weight=torch.full((n_post,), 1000.0))),
-        },
-        inputs=("pre", "drive"),
-        dt=dt,
-    )
+from celltrain.neural import Linear
 
 
 def kernel_sum(times, t, tau, mode, strict):
