@@ -34,11 +34,14 @@ class CelltrainCLI(LightningCLI):
         parser.set_defaults({"model": DEFAULT_MODEL, "data": DEFAULT_DATA})
 
 
-def main(args: Sequence[str] | None = None) -> int:
-    """Entry point of the ``celltrain`` console script (``args`` default: ``sys.argv[1:]``)."""
+def make_cli(args: Sequence[str] | None = None, run: bool = True) -> CelltrainCLI:
+    """Build (and with ``run`` execute) the command line on ``args`` (default
+    ``sys.argv[1:]``). With ``run=False`` there is no subcommand: ``args`` configure the
+    model, data and trainer, which the caller then drives (``cli.trainer.fit(cli.model, ...)``).
+    """
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)
-    CelltrainCLI(
+    return CelltrainCLI(
         SpikingModule,
         SplitDataModule,
         subclass_mode_model=True,
@@ -47,7 +50,13 @@ def main(args: Sequence[str] | None = None) -> int:
         args=list(args) if args is not None else None,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
+        run=run,
     )
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point of the ``celltrain`` console script (``args`` default: ``sys.argv[1:]``)."""
+    make_cli(args)
     return 0
 
 
