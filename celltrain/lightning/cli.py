@@ -1,7 +1,7 @@
 """The ``celltrain`` command line: ``celltrain fit|validate|test|predict`` (LightningCLI).
 
 With no arguments, ``celltrain fit`` trains :class:`~celltrain.lightning.DiehlCook` on the
-scikit-learn digits (:class:`~celltrain.lightning.DigitsDataModule`) for one epoch, logging to
+scikit-learn digits (:class:`~celltrain.lightning.DigitsDataModule`) for five epochs, logging to
 TensorBoard under ``lightning_logs/``. ``--config FILE`` and ``--print_config`` work as in any
 LightningCLI; ``--trainer.strategy=ddp_local`` runs several processes.
 
@@ -46,7 +46,7 @@ def make_cli(args: Sequence[str] | None = None, run: bool = True) -> CelltrainCL
         SplitDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        trainer_defaults={"max_epochs": 1, "log_every_n_steps": 10},
+        trainer_defaults={"max_epochs": 5, "log_every_n_steps": 10},
         args=list(args) if args is not None else None,
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
