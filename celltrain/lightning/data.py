@@ -124,15 +124,18 @@ class SplitDataModule(L.LightningDataModule):
         self.setup()
         return tuple(self.splits["train"].x.shape[1:])
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, sampler: Sampler[int] | None = None) -> DataLoader:
         self.setup()
-        data = self.splits[split]
-        sampler = EpochShuffleSampler(len(data), self.seed) if shuffle else None
         return DataLoader(
-            data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
+            self.splits[split],
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
         )
 
     def train_dataloader(self) -> DataLoader:
+        self.setup()
+        size = len(self.splits["train"])
         trainer = getattr(self, "trainer", None)
         connector = getattr(trainer, "_accelerator_connector", None)
         if (
@@ -140,25 +143,22 @@ class SplitDataModule(L.LightningDataModule):
             or trainer.world_size == 1
             or not getattr(connector, "use_distributed_sampler", True)
         ):
-            return self._loader("train", self.shuffle)
-        # several processes: shard the single-process order (Lightning keeps our sampler)
-        self.setup()
-        data = self.splits["train"]
-        sampler = ShardedSampler(
-            len(data), trainer.world_size, trainer.global_rank, self.shuffle, self.seed
-        )
-        return DataLoader(
-            data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
-        )
+            sampler = EpochShuffleSampler(size, self.seed) if self.shuffle else None
+        else:
+            # several processes: shard the single-process order (Lightning keeps our sampler)
+            sampler = ShardedSampler(
+                size, trainer.world_size, trainer.global_rank, self.shuffle, self.seed
+            )
+        return self._loader("train", sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test")
 
 
 class DigitsDataModule(SplitDataModule):
