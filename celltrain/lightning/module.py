@@ -147,6 +147,7 @@ class SpikingModule(L.LightningModule):
         for trainer in self.trainers.values():
             trainer()
 
+    @torch.no_grad()
     def simulate(
         self, x: torch.Tensor, index: torch.Tensor, epoch: int, learn: bool, y: Any = None
     ) -> dict[str, torch.Tensor]:

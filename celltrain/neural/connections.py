@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from celltrain.neural.checks import batched, shape_of
+from celltrain.neural.gradient import gradient_free
 from celltrain.neural.synapses import DeltaCurrent, Synapse
 from celltrain.neural.updater import Bounding, Hook, Updater
 
@@ -77,19 +78,20 @@ class Connection(nn.Module):
             spec["bias"] = (None, ())
         self.updater = Updater(self, spec)
 
+    @gradient_free
     def forward(self, spike: torch.Tensor) -> torch.Tensor:
         """Map source spikes ``(B, *in_shape)`` (bool) to target current ``(B, *out_shape)``."""
         batched("spike", spike, self.in_shape)
-        with torch.no_grad():
-            current = self.propagate(self.synapse(spike))
-            if self.bias is not None:
-                current = current + self.bias
+        current = self.propagate(self.synapse(spike))
+        if self.bias is not None:
+            current = current + self.bias
         return current
 
     def propagate(self, current: torch.Tensor) -> torch.Tensor:
         """Map the presynaptic current ``(B, *in_shape)`` through the weight."""
         raise NotImplementedError
 
+    @gradient_free
     def correlate(
         self, post: torch.Tensor, pre: torch.Tensor, reduction: str = "mean"
     ) -> torch.Tensor:
@@ -112,14 +114,13 @@ class Connection(nn.Module):
             )
         dtype = self.weight.dtype
         post, pre = post.to(dtype), pre.to(dtype)
-        with torch.no_grad():
-            if reduction == "none":
-                return torch.stack(
-                    [self.pair_sum(post[b : b + 1], pre[b : b + 1]) for b in range(batch)]
-                )
-            if reduction not in ("mean", "sum"):
-                raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-            return _reduce(self.pair_sum(post, pre), batch, reduction)
+        if reduction == "none":
+            return torch.stack(
+                [self.pair_sum(post[b : b + 1], pre[b : b + 1]) for b in range(batch)]
+            )
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        return _reduce(self.pair_sum(post, pre), batch, reduction)
 
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         """Sum over the batch of ``post (x) pre`` for linked pairs (weight shape)."""

@@ -9,6 +9,7 @@ from torch import nn
 
 from celltrain.neural.checks import name_of, positive
 from celltrain.neural.connections import Connection
+from celltrain.neural.gradient import gradient_free
 from celltrain.neural.neurons import Neuron
 from celltrain.neural.updater import Updater
 
@@ -113,6 +114,7 @@ class Layer(nn.Module):
         for connection in self.connections.values():
             connection.synapse.reset()
 
+    @gradient_free
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Advance one time step.
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from celltrain.neural.checks import batched, finite, non_negative, positive, reduction_of, shape_of
+from celltrain.neural.gradient import gradient_free
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.updater import Updater
 
@@ -49,6 +50,7 @@ class Neuron(Stepped):
         self.refractory = like.new_zeros((batch, *self.shape))
         self.spike = torch.zeros((batch, *self.shape), dtype=torch.bool, device=like.device)
 
+    @gradient_free
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         """Advance one time step.
 
@@ -63,8 +65,7 @@ class Neuron(Stepped):
             raise TypeError(f"current must be a floating point tensor, got dtype {current.dtype}")
         if self.needs_state(batch):
             self.rest_state(batch)
-        with torch.no_grad():
-            self.spike = self.step(current)
+        self.spike = self.step(current)
         return self.spike
 
     def step(self, current: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ import math
 import torch
 
 from celltrain.neural.checks import positive
+from celltrain.neural.gradient import gradient_free
 from celltrain.neural.stepped import Stepped
 
 
@@ -28,6 +29,7 @@ class Synapse(Stepped):
         self.register_state("spike", torch.bool)
         self.register_state("current", torch.get_default_dtype())
 
+    @gradient_free
     def forward(self, spike: torch.Tensor) -> torch.Tensor:
         """Advance one step with presynaptic ``spike`` ``(B, *shape)`` bool; return the current."""
         if spike.dtype != torch.bool:
@@ -40,8 +42,7 @@ class Synapse(Stepped):
                 f"got {tuple(spike.shape)}"
             )
         self.spike = spike
-        with torch.no_grad():
-            self.current = self.step(spike.to(self.current.dtype))
+        self.current = self.step(spike.to(self.current.dtype))
         return self.current
 
     def step(self, spike: torch.Tensor) -> torch.Tensor:

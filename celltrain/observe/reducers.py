@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from celltrain.neural.checks import finite, positive
+from celltrain.neural.gradient import gradient_free
 
 __all__ = [
     "EMA",
@@ -90,7 +91,7 @@ class Reducer(nn.Module):
         """The current value, ``None`` before any observation."""
         raise NotImplementedError
 
-    @torch.no_grad()
+    @gradient_free
     def forward(self, observation: Tensor, dt: float | None = None) -> None:
         """Fold the observation of one time step.
 
