@@ -124,20 +124,14 @@ class MSTDPET(STDP):
         """
         if not self.training:
             return
-        get = self.pool.get_monitor
         for name in list(self._cells):
             cell, state = self.get_cell(name)
-            spike_post, spike_pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
-            trace_pre, trace_post = get(name, "trace_pre").peek(), get(name, "trace_post").peek()
-            if any(x is None for x in (spike_post, spike_pre, trace_pre, trace_post)):
+            terms = self.stdp_terms(name, reduction="none")
+            if terms is None:
                 continue
-            connection = cell.connection
-            dtype = connection.weight.dtype
-            batch = spike_post.shape[0]
-            scale = reward_per_sample(reward, batch, connection.weight)
-            zeta = state.lr_post * connection.correlate(
-                spike_post.to(dtype), trace_pre, "none"
-            ) + state.lr_pre * connection.correlate(trace_post, spike_pre.to(dtype), "none")
+            zeta = state.lr_post * terms[0] + state.lr_pre * terms[1]
+            batch = zeta.shape[0]
+            scale = reward_per_sample(reward, batch, cell.connection.weight)
             dt = cell.layer.dt
             eligibility = state.eligibility
             if eligibility.shape != zeta.shape:

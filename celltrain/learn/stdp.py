@@ -81,13 +81,18 @@ class STDP(IndependentCellTrainer):
         self.add_monitor(name, "spike_post", POST, Monitor.partial(Latest))
 
     def stdp_terms(
-        self, name: str, post_scale: torch.Tensor | None = None
+        self,
+        name: str,
+        post_scale: torch.Tensor | None = None,
+        reduction: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The two correlations of cell ``name`` at this step, before learning rates.
 
         Returns ``(post spikes (x) trace_pre, trace_post (x) pre spikes)`` in the weight's
         shape, batch-reduced, or None before the monitors observed anything. ``post_scale``
-        ``(B,)`` multiplies each sample's terms (e.g. a per-sample reward).
+        ``(B,)`` multiplies each sample's terms (e.g. a per-sample reward). ``reduction``
+        overrides the cell's ``batch_reduction`` (``"none"``: one term per sample,
+        ``(B, *weight.shape)``).
         """
         cell, state = self.get_cell(name)
         get = self.pool.get_monitor
@@ -102,7 +107,7 @@ class STDP(IndependentCellTrainer):
             spike_post = spike_post * post_scale.view(shape)
             trace_post = trace_post * post_scale.view(shape)
         correlate = cell.connection.correlate
-        reduction = state.batch_reduction
+        reduction = state.batch_reduction if reduction is None else reduction
         return (
             correlate(spike_post, trace_pre, reduction),
             correlate(trace_post, spike_pre, reduction),
