@@ -82,10 +82,48 @@ class Connection(nn.Module):
     def forward(self, spike: torch.Tensor) -> torch.Tensor:
         """Map source spikes ``(B, *in_shape)`` (bool) to target current ``(B, *out_shape)``."""
         batched("spike", spike, self.in_shape)
-        current = self.propagate(self.synapse(spike))
+        self.synapse.prepare("spike", spike)
+        return self.advance(spike)
+
+    def advance(self, spike: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without argument checks (the synapse state must exist): the inner
+        loop of :meth:`~celltrain.neural.Layer.run`."""
+        current = self.propagate(self.synapse.advance(spike))
         if self.bias is not None:
             current = current + self.bias
         return current
+
+    def accumulate(self, total: torch.Tensor | None, spike: torch.Tensor) -> torch.Tensor:
+        """``total + advance(spike)`` (just ``advance(spike)`` when ``total`` is None): the
+        current of this connection added to the current that already reaches the target, in
+        one operation where the connection can (a fused ``addmm`` for :class:`Linear`)."""
+        current = self.advance(spike)
+        return current if total is None else total + current
+
+    @gradient_free
+    def run(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Map ``T`` steps of source spikes at once; same as ``T`` calls of :meth:`forward`.
+
+        The synapse runs its ``T`` steps first, then one :meth:`propagate` maps all ``T * B``
+        presynaptic currents (a single matrix product for :class:`Linear`).
+
+        Args:
+            spikes: source spikes ``(T, B, *in_shape)``, bool.
+
+        Returns:
+            target current of each step, ``(T, B, *out_shape)`` (nA).
+        """
+        if spikes.dim() < 2 or spikes.shape[0] < 1:
+            raise ValueError(
+                f"spikes must be (T, B, *in_shape) with T >= 1 steps, got shape "
+                f"{tuple(spikes.shape)}"
+            )
+        batched("spikes[0]", spikes[0], self.in_shape)
+        steps, batch = spikes.shape[:2]
+        current = self.propagate(self.synapse.run(spikes).flatten(0, 1))
+        if self.bias is not None:
+            current = current + self.bias
+        return current.view(steps, batch, *self.out_shape)
 
     def propagate(self, current: torch.Tensor) -> torch.Tensor:
         """Map the presynaptic current ``(B, *in_shape)`` through the weight."""
@@ -122,6 +160,39 @@ class Connection(nn.Module):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
         return _reduce(self.pair_sum(post, pre), batch, reduction)
 
+    def correlate_window(
+        self, post: torch.Tensor, pre: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """:meth:`correlate` summed over the ``T`` steps of a window, in one product.
+
+        Args:
+            post: ``(T, B, *out_shape)``.
+            pre: ``(T, B, *in_shape)``.
+            reduction: over the batch, as for :meth:`correlate` (``"mean"`` divides by ``B``,
+                not by ``T * B``; ``"none"`` gives ``(B, *weight.shape)``).
+
+        Returns:
+            ``sum_t correlate(post[t], pre[t], reduction)``, the weight's shape (or
+            ``(B, *weight.shape)``).
+        """
+        if post.dim() < 2 or post.shape[:2] != pre.shape[:2]:
+            raise ValueError(
+                "post and pre must be windows (T, B, ...) with the same T and B, got shapes "
+                f"{tuple(post.shape)} and {tuple(pre.shape)}"
+            )
+        steps, batch = post.shape[:2]
+        if steps == 1:
+            return self.correlate(post[0], pre[0], reduction)
+        if reduction == "none":
+            each = self.correlate(post.flatten(0, 1), pre.flatten(0, 1), "none")
+            return each.view(steps, batch, *each.shape[1:]).sum(0)
+        total = self.correlate(post.flatten(0, 1), pre.flatten(0, 1), "sum")
+        if reduction == "mean":
+            return total / batch
+        if reduction != "sum":
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        return total
+
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         """Sum over the batch of ``post (x) pre`` for linked pairs (weight shape)."""
         raise NotImplementedError
@@ -139,9 +210,20 @@ class Linear(Connection):
         ins, outs = shape_of("in_shape", in_shape), shape_of("out_shape", out_shape)
         super().__init__(ins, outs, (math.prod(outs), math.prod(ins)), **kwargs)
 
+    def weight_t(self) -> torch.Tensor:
+        """The weight as propagation multiplies it, ``(prod(in_shape), prod(out_shape))``."""
+        return self.weight.t()
+
     def propagate(self, current: torch.Tensor) -> torch.Tensor:
-        flat = current.reshape(current.shape[0], -1) @ self.weight.t()
+        if current.dim() == 2 and len(self.out_shape) == 1:
+            return current @ self.weight_t()
+        flat = current.reshape(current.shape[0], -1) @ self.weight_t()
         return flat.reshape(current.shape[0], *self.out_shape)
+
+    def accumulate(self, total: torch.Tensor | None, spike: torch.Tensor) -> torch.Tensor:
+        if total is None or self.bias is not None or total.dim() != 2 or spike.dim() != 2:
+            return super().accumulate(total, spike)
+        return torch.addmm(total, self.synapse.advance(spike), self.weight_t())
 
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         return post.reshape(post.shape[0], -1).t() @ pre.reshape(pre.shape[0], -1)
@@ -166,6 +248,7 @@ class Lateral(Linear):
         self.register_buffer("mask", ~torch.eye(n, dtype=torch.bool), persistent=False)
         with torch.no_grad():
             self.weight.mul_(self.mask)
+        self._masked: tuple[tuple[int, int, int], torch.Tensor] | None = None
         # Zero the diagonal before the user's hooks (so that e.g. Normalize sees no self-weight
         # that a bound such as HardBound(minimum > 0) put there) and again after them.
         self.updater.weight.hooks.insert(0, self._zero_diagonal)
@@ -174,10 +257,17 @@ class Lateral(Linear):
     def _zero_diagonal(self, param: torch.Tensor) -> None:
         param.mul_(self.mask)
 
-    def propagate(self, current: torch.Tensor) -> torch.Tensor:
-        # masked here too, so a weight loaded or edited with a non-zero diagonal links no self
-        flat = current.reshape(current.shape[0], -1) @ (self.weight * self.mask).t()
-        return flat.reshape(current.shape[0], *self.out_shape)
+    def weight_t(self) -> torch.Tensor:
+        """``(weight * mask).t()``: the weight as propagation uses it (masked there too, so a
+        weight loaded or edited with a non-zero diagonal links no self). Cached until the
+        weight changes (in place, or replaced, e.g. by ``.to()``)."""
+        weight = self.weight
+        key = (id(weight), weight.data_ptr(), weight._version)
+        cached = self._masked
+        if cached is None or cached[0] != key:
+            cached = (key, (weight * self.mask).t())
+            self.__dict__["_masked"] = cached
+        return cached[1]
 
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         return super().pair_sum(post, pre) * self.mask

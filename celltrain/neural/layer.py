@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from celltrain.neural.checks import name_of, positive
+from celltrain.neural.checks import batched, name_of, positive
 from celltrain.neural.connections import Connection
 from celltrain.neural.gradient import gradient_free
 from celltrain.neural.neurons import Neuron
@@ -160,6 +161,171 @@ class Layer(nn.Module):
                 )
             out[name] = neuron(current)
         return out
+
+    @gradient_free
+    def run(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Advance ``T`` time steps at once; the same as ``T`` calls of :meth:`forward`.
+
+        Connections from external inputs map all ``T`` steps together before the loop over
+        time (one matrix product for ``T * B`` samples instead of ``T`` small ones, in chunks of
+        at most ``window_elements`` current values); inside the loop only the recurrent
+        connections and the neurons step, without :meth:`forward`'s per-step argument checks.
+
+        Forward hooks of the layer that follow the window protocol (every
+        :class:`~celltrain.observe.Monitor`'s hook does) are not called after each step: the
+        layer keeps the value of each recorded attribute at every step and hands the hook the
+        window ``(T, B, *shape)`` once, at the end (``hook.record_window(layer, values)``; the
+        hook names its attribute with ``hook.window_path()`` and says it can with
+        ``hook.window_capable()``). When any other hook is attached (to the layer, one of its
+        components, or globally), or a monitor records synapse state that the window computes
+        ahead of time, :meth:`run` falls back to calling :meth:`forward` once per step, so hooks
+        always see what they would see step by step.
+
+        Neurons are told about the window (:meth:`~Neuron.begin_window`,
+        :meth:`~Neuron.end_window`), so :class:`~celltrain.neural.ALIF` adds its threshold
+        learning once per window instead of once per step.
+
+        Args:
+            **inputs: one bool spike tensor ``(T, B, *in_shape)`` per declared input name, all
+                with the same ``T >= 1`` and ``B``.
+
+        Returns:
+            dict neuron name -> spikes of every step ``(T, B, *shape)`` (bool).
+
+        Raises:
+            ValueError: wrong input names, shapes or step counts; TypeError: non-bool spikes.
+        """
+        if set(inputs) != set(self.inputs) or not inputs:
+            raise ValueError(
+                f"run() takes exactly the inputs {sorted(self.inputs)}, got {sorted(inputs)}"
+            )
+        steps = batch = None
+        for name, spikes in inputs.items():
+            if not isinstance(spikes, torch.Tensor) or spikes.dim() < 2 or spikes.shape[0] < 1:
+                shape = tuple(spikes.shape) if isinstance(spikes, torch.Tensor) else spikes
+                raise ValueError(f"{name} must be spikes (T, B, ...) with T >= 1, got {shape!r}")
+            if steps is None:
+                steps, batch = spikes.shape[:2]
+            elif spikes.shape[:2] != (steps, batch):
+                raise ValueError(
+                    f"every input must have the same (T, B) = {(steps, batch)}, "
+                    f"{name} has {tuple(spikes.shape[:2])}"
+                )
+        plan = self._window_plan()
+        if plan is None:
+            return self._run_stepwise(inputs, steps)
+        hooks, captured = plan
+
+        fed = [(n, c, *self.wiring[n]) for n, c in self.connections.items()]
+        external = [(c, source, target) for _, c, source, target in fed if source in inputs]
+        recurrent = [(c, source, target) for _, c, source, target in fed if source not in inputs]
+        for name, connection, source, _ in fed:
+            first = inputs[source][0] if source in inputs else None
+            try:
+                if first is not None:
+                    batched("spikes", first, connection.in_shape)
+                    connection.synapse.prepare("spikes", first)
+            except (ValueError, TypeError) as error:
+                raise type(error)(f"connection {name!r} from {source!r}: {error}") from None
+        neurons = list(self.neurons.items())
+        dtype = torch.get_default_dtype()
+        device = next(iter(inputs.values())).device
+        resting = {}
+        for name, neuron in neurons:
+            neuron.prepare(torch.zeros((batch, *neuron.shape), dtype=dtype, device=device))
+            resting[name] = torch.zeros_like(neuron.voltage)
+        for connection, source, _ in recurrent:
+            connection.synapse.prepare("spike", self.neurons[source].spike)
+
+        largest = max((c.out_shape for c, _, _ in external), key=math.prod, default=())
+        chunk = max(1, min(steps, self.window_elements // max(1, batch * math.prod(largest))))
+        spikes_out: dict[str, list[torch.Tensor]] = {name: [] for name, _ in neurons}
+        per_step = [(path, o, leaf, []) for path, (o, leaf) in captured.items() if o is not None]
+        for neuron in self.neurons.values():
+            neuron.begin_window()
+        try:
+            for start in range(0, steps, chunk):
+                driven: dict[str, torch.Tensor] = {}
+                for connection, source, target in external:
+                    current = connection.run(inputs[source][start : start + chunk])
+                    driven[target] = driven[target] + current if target in driven else current
+                for offset in range(min(chunk, steps - start)):
+                    previous = {name: neuron.spike for name, neuron in neurons}
+                    currents = {target: window[offset] for target, window in driven.items()}
+                    for connection, source, target in recurrent:
+                        currents[target] = connection.accumulate(
+                            currents.get(target), previous[source]
+                        )
+                    for name, neuron in neurons:
+                        current = currents.get(name)
+                        spikes_out[name].append(
+                            neuron.advance(resting[name] if current is None else current)
+                        )
+                    for _, owner, leaf, values in per_step:
+                        values.append(getattr(owner, leaf))
+        finally:
+            for neuron in self.neurons.values():
+                neuron.end_window()
+        out = {name: torch.stack(values) for name, values in spikes_out.items()}
+        windows: dict[str, torch.Tensor] = {}
+        for path, _, _, values in per_step:
+            if not all(isinstance(v, torch.Tensor) for v in values):
+                raise TypeError(f"monitored attribute {path!r} of the layer does not hold a tensor")
+            windows[path] = torch.stack(values)
+        for path, (owner, source) in captured.items():
+            if owner is None:  # a neuron's spikes or an input: already at hand
+                windows[path] = out[source] if source in out else inputs[source]
+        for hook, path in hooks:
+            hook.record_window(self, windows[path])
+        return out
+
+    #: most current values (elements) one chunk of :meth:`run` precomputes per input connection
+    window_elements = 1 << 23
+
+    def _window_plan(self) -> tuple[list, dict] | None:
+        """The window hooks and the attributes to keep per step, or None when :meth:`run` must
+        call :meth:`forward` step by step (a hook that cannot take a window)."""
+        module_hooks = torch.nn.modules.module
+        if (
+            self._forward_pre_hooks
+            or module_hooks._global_forward_hooks
+            or module_hooks._global_forward_pre_hooks
+        ):
+            return None
+        for module in self.modules():
+            if module is not self and (module._forward_hooks or module._forward_pre_hooks):
+                return None
+        hooks = []
+        captured: dict[str, tuple[nn.Module | None, str]] = {}
+        for hook in self._forward_hooks.values():
+            capable = getattr(hook, "window_capable", None)
+            if capable is None or not capable():
+                return None
+            path = hook.window_path()
+            if path is None:
+                continue
+            hooks.append((hook, path))
+            if path in captured:
+                continue
+            parts = path.split(".")
+            if len(parts) == 3 and parts[0] == "neurons" and parts[2] == "spike":
+                captured[path] = (None, parts[1])  # the run's own output
+            elif len(parts) >= 3 and parts[0] == "connections" and parts[2] == "synapse":
+                source = self.wiring[parts[1]][0] if parts[1] in self.wiring else None
+                if source in self.inputs:
+                    if parts[3:] != ["spike"]:
+                        return None  # that synapse runs ahead of the loop: step by step
+                    captured[path] = (None, source)  # the input itself
+                else:
+                    captured[path] = (self.get_submodule(".".join(parts[:-1])), parts[-1])
+            else:
+                owner = self.get_submodule(".".join(parts[:-1])) if len(parts) > 1 else self
+                captured[path] = (owner, parts[-1])
+        return hooks, captured
+
+    def _run_stepwise(self, inputs: dict[str, torch.Tensor], steps: int) -> dict[str, torch.Tensor]:
+        outs = [self(**{name: spikes[t] for name, spikes in inputs.items()}) for t in range(steps)]
+        return {name: torch.stack([out[name] for out in outs]) for name in self.neurons}
 
     def cell(self, name: str) -> Cell:
         """The :class:`Cell` of connection ``name`` (one object per connection)."""

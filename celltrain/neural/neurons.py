@@ -60,17 +60,41 @@ class Neuron(Stepped):
         Returns:
             spikes of this step, shape ``(B, *shape)``, bool.
         """
-        batch = batched("current", current, self.shape)
+        self.prepare(current)
+        return self.advance(current)
+
+    def prepare(self, current: torch.Tensor, name: str = "current") -> None:
+        """Check one step's ``current`` ``(B, *shape)`` and create the state at rest if needed.
+
+        Raises:
+            TypeError: ``current`` is not floating point.
+            ValueError: wrong shape, or a batch size other than the state's (without
+                :meth:`reset`).
+        """
+        batch = batched(name, current, self.shape)
         if not current.is_floating_point():
-            raise TypeError(f"current must be a floating point tensor, got dtype {current.dtype}")
+            raise TypeError(f"{name} must be a floating point tensor, got dtype {current.dtype}")
         if self.needs_state(batch):
             self.rest_state(batch)
-        self.spike = self.step(current)
-        return self.spike
+
+    def advance(self, current: torch.Tensor) -> torch.Tensor:
+        """One step without argument checks (the state must exist, see :meth:`prepare`): the
+        inner loop of :meth:`~celltrain.neural.Layer.run`. Returns the spikes."""
+        spike = self.step(current)
+        self.spike = spike
+        return spike
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         """Update the state with one step of ``current`` and return the new spikes."""
         raise NotImplementedError
+
+    def begin_window(self) -> None:
+        """Called by :meth:`~celltrain.neural.Layer.run` before it steps a window of several
+        steps; a neuron that learns per step (e.g. :class:`ALIF`) may defer that work to
+        :meth:`end_window`. Nothing by default."""
+
+    def end_window(self) -> None:
+        """Called by :meth:`~celltrain.neural.Layer.run` after the window's last step."""
 
     def held(self) -> torch.Tensor:
         """Which neurons are refractory during this step (bool ``(B, *shape)``).
@@ -128,23 +152,89 @@ class LIF(Neuron):
 
     def threshold(self) -> torch.Tensor | float:
         """Firing threshold in mV (a tensor of shape ``(B, *shape)`` for adaptive models)."""
+        constants = self.__dict__.get("_constants")
+        if constants is not None and constants.threshold_number == self.threshold_voltage:
+            return constants.threshold  # a 0-dim tensor: cheaper in a comparison than a float
         return self.threshold_voltage
 
-    def integrate(self, current: torch.Tensor) -> torch.Tensor:
-        """Voltage after one step of sub-threshold dynamics, ignoring refractoriness."""
+    def constants(self, like: torch.Tensor) -> _Constants:
+        """This step's constants as 0-dim tensors of ``like``'s dtype and device.
+
+        An operation with a Python number wraps it into a tensor every time (about 1.5 us on a
+        CPU, as much as the arithmetic of a small population), so the numbers a step uses are
+        made into tensors once and remade only when ``dt``, a parameter, the dtype or the
+        device changes.
+        """
+        key = (*self._constant_params(), like.dtype, like.device)
+        cached = self.__dict__.get("_constants")
+        if cached is None or cached.key != key:
+            cached = _Constants(key, self._constant_values(), like)
+            self.__dict__["_constants"] = cached
+        return cached
+
+    def _constant_params(self) -> tuple[float, ...]:
+        """The numbers the constants are made of (when one changes, they are remade)."""
+        return (
+            self.dt,
+            self.tau_membrane,
+            self.resistance,
+            self.rest_voltage,
+            self.reset_voltage,
+            self.threshold_voltage,
+            self.refractory_period,
+        )
+
+    def _constant_values(self) -> dict[str, float]:
         decay = math.exp(-self.dt / self.tau_membrane)
         drive = self.resistance * (1.0 - decay)
-        return self.rest_voltage + (self.voltage - self.rest_voltage) * decay + drive * current
+        return {
+            "dt": self.dt,
+            "held_above": 1e-3 * self.dt,  # see held()
+            "decay_per_drive": decay / drive,
+            "drive": drive,
+            "rest_term": (1.0 - decay) * self.rest_voltage,
+            "reset": self.reset_voltage,
+            "threshold": self.threshold_voltage,
+            "refractory_period": self.refractory_period,
+            "zero": 0.0,
+        }
+
+    def integrate(self, current: torch.Tensor) -> torch.Tensor:
+        """Voltage after one step of sub-threshold dynamics, ignoring refractoriness (a new
+        tensor): ``decay * v + drive * I + (1 - decay) * rest`` with ``decay = exp(-dt/tau)``
+        and ``drive = resistance * (1 - decay)``."""
+        c = self.constants(current)
+        # three operations: drive * (I + (decay / drive) v) + (1 - decay) rest
+        voltage = torch.add(current, self.voltage, alpha=c.decay_per_drive_number)
+        return voltage.mul_(c.drive).add_(c.rest_term)
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        held = self.held()
-        voltage = torch.where(held, self.voltage, self.integrate(current))
-        spike = (voltage >= self.threshold()) & ~held
-        self.voltage = torch.where(spike, self.reset_voltage, voltage)
-        self.refractory = torch.where(
-            spike, self.refractory_period, (self.refractory - self.dt).clamp_min(0.0)
+        # Written for few tensor operations (each costs microseconds at small sizes): the
+        # temporaries are fresh, so the in-place calls modify no state.
+        c = self.constants(current)
+        refractory = self.refractory
+        held = refractory > c.held_above
+        voltage = self.integrate(current)  # held neurons' values are replaced below
+        above = torch.ge(voltage, self.threshold())
+        spike = torch.gt(above, held)  # for bools, a > b is "a and not b"
+        # A held neuron sits at reset_voltage (it was set there by its spike and is not
+        # integrated while held), so "spiked or held" is exactly where the voltage is reset.
+        self.voltage = voltage.masked_fill_(above.logical_or_(held), c.reset)
+        self.refractory = (
+            (refractory - c.dt).clamp_min_(c.zero).masked_fill_(spike, c.refractory_period)
         )
         return spike
+
+
+class _Constants:
+    """0-dim tensors of one neuron's step constants (see :meth:`LIF.constants`); each value is
+    also kept as a number under ``<name>_number`` for arguments that take numbers."""
+
+    def __init__(self, key: tuple, values: dict[str, float], like: torch.Tensor) -> None:
+        self.key = key
+        for name, value in values.items():
+            setattr(self, name, torch.tensor(value, dtype=like.dtype, device=like.device))
+            setattr(self, f"{name}_number", value)
 
 
 class ALIF(LIF):
@@ -187,26 +277,60 @@ class ALIF(LIF):
         self.theta = nn.Parameter(torch.zeros(self.shape), requires_grad=False)
         self.register_state("adaptation", torch.get_default_dtype())
         self.updater = Updater(self, ["theta"])
+        self._window: list[torch.Tensor] | None = None  # adaptations of a Layer.run window
 
     def rest_state(self, batch: int) -> None:
         super().rest_state(batch)
         self.adaptation = self.theta.detach().expand(batch, *self.shape).clone()
 
     def threshold(self) -> torch.Tensor:
+        constants = self.__dict__.get("_constants")
+        if constants is not None and constants.threshold_number == self.threshold_voltage:
+            return self.adaptation + constants.threshold
         return self.threshold_voltage + self.adaptation
+
+    def _constant_params(self) -> tuple[float, ...]:
+        return (*super()._constant_params(), self.tau_theta)
+
+    def _constant_values(self) -> dict[str, float]:
+        values = super()._constant_values()
+        values["theta_decay"] = math.exp(-self.dt / self.tau_theta)
+        return values
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         spike = super().step(current)
         previous = self.adaptation
-        decay = math.exp(-self.dt / self.tau_theta)
-        self.adaptation = previous * decay + self.theta_plus * spike.to(previous.dtype)
+        c = self.constants(current)
+        adaptation = previous.mul(c.theta_decay).add_(spike, alpha=self.theta_plus)
+        self.adaptation = adaptation
         if self.training:
-            change = self.adaptation - previous
-            change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
-            self.updater.theta.add(
-                change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
-            )
+            window = self._window
+            if window is not None:
+                window.append(adaptation)  # learned at end_window, in one go
+            else:
+                change = adaptation - previous
+                change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
+                self.updater.theta.add(
+                    change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
+                )
         return spike
+
+    def begin_window(self) -> None:
+        """In training mode, keep each step's adaptation to learn from them at the end."""
+        self.__dict__["_window"] = [self.adaptation] if self.training else None
+
+    def end_window(self) -> None:
+        """Add the window's adaptation changes to the updater (as per-step adds would)."""
+        window, self.__dict__["_window"] = self._window, None
+        if window is None or len(window) < 2:
+            return
+        changes = torch.stack(window).diff(dim=0)  # (T, B, *shape)
+        change = changes.mean(1) if self.batch_reduction == "mean" else changes.sum(1)
+        self.updater.theta.add(
+            change.clamp_min(0.0).sum(0),
+            (-change).clamp_min(0.0).sum(0),
+            reduction=self.batch_reduction,
+        )
 
 
 class Izhikevich(Neuron):

@@ -12,6 +12,7 @@ import math
 import torch
 
 from celltrain.neural.checks import positive
+from celltrain.neural.filters import exponential_filter
 from celltrain.neural.gradient import gradient_free
 from celltrain.neural.stepped import Stepped
 
@@ -32,18 +33,62 @@ class Synapse(Stepped):
     @gradient_free
     def forward(self, spike: torch.Tensor) -> torch.Tensor:
         """Advance one step with presynaptic ``spike`` ``(B, *shape)`` bool; return the current."""
+        self.prepare("spike", spike)
+        return self.advance(spike)
+
+    def prepare(self, name: str, spike: torch.Tensor) -> None:
+        """Check one step's spikes ``(B, *shape)`` and create the state at rest if needed.
+
+        Raises:
+            TypeError: ``spike`` is not bool.
+            ValueError: its shape differs from the state's (without :meth:`reset`).
+        """
         if spike.dtype != torch.bool:
-            raise TypeError(f"spike must be a bool tensor, got dtype {spike.dtype}")
+            raise TypeError(f"{name} must be a bool tensor, got dtype {spike.dtype}")
         if self.needs_state(spike.shape[0]):
             self.current = torch.zeros(spike.shape, dtype=self.current.dtype, device=spike.device)
         elif self.current.shape != spike.shape:
             raise ValueError(
-                f"spike must have shape {tuple(self.current.shape)} like the previous step, "
+                f"{name} must have shape {tuple(self.current.shape)} like the previous step, "
                 f"got {tuple(spike.shape)}"
             )
+
+    def advance(self, spike: torch.Tensor) -> torch.Tensor:
+        """One step without argument checks (the state must exist, see :meth:`prepare`):
+        the inner loop of :meth:`~celltrain.neural.Layer.run`."""
         self.spike = spike
-        self.current = self.step(spike.to(self.current.dtype))
-        return self.current
+        current = self.step(spike.to(self.current.dtype))
+        self.current = current
+        return current
+
+    @gradient_free
+    def run(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Advance ``T`` steps; same as ``T`` calls of :meth:`forward`.
+
+        Args:
+            spikes: presynaptic spikes ``(T, B, *shape)``, bool.
+
+        Returns:
+            the current of each step ``(T, B, *shape)``; the state is that after the last step.
+        """
+        if spikes.dim() < 2 or spikes.shape[0] < 1:
+            raise ValueError(
+                f"spikes must be (T, B, *shape) with T >= 1 steps, got shape {tuple(spikes.shape)}"
+            )
+        self.prepare("spikes[0]", spikes[0])
+        currents = self.window(spikes.to(self.current.dtype))
+        self.spike = spikes[-1]
+        self.current = currents[-1]
+        return currents
+
+    def window(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Currents of ``T`` steps from the spikes as 0/1 floats ``(T, B, *shape)``, starting
+        from the state; by default one :meth:`step` per step."""
+        currents = []
+        for spike in spikes:
+            self.current = self.step(spike)
+            currents.append(self.current)
+        return torch.stack(currents)
 
     def step(self, spike: torch.Tensor) -> torch.Tensor:
         """Return the current of this step from the spikes (as 0/1 floats)."""
@@ -55,6 +100,9 @@ class DeltaCurrent(Synapse):
 
     def step(self, spike: torch.Tensor) -> torch.Tensor:
         return spike * self.amplitude if self.amplitude != 1.0 else spike
+
+    def window(self, spikes: torch.Tensor) -> torch.Tensor:
+        return self.step(spikes)
 
 
 class ExponentialCurrent(Synapse):
@@ -72,3 +120,7 @@ class ExponentialCurrent(Synapse):
 
     def step(self, spike: torch.Tensor) -> torch.Tensor:
         return self.current * math.exp(-self.dt / self.tau) + self.amplitude * spike
+
+    def window(self, spikes: torch.Tensor) -> torch.Tensor:
+        decay = math.exp(-self.dt / self.tau)
+        return exponential_filter(self.amplitude * spikes, decay, self.current)
