@@ -98,6 +98,27 @@ class _RecordHook:
         if monitor is not None and monitor.module is module:
             monitor.record()
 
+    # The window protocol of Layer.run (see celltrain.neural.layer): a multi-step run asks each
+    # forward hook which attribute it records, keeps that attribute's value at every step and
+    # hands the window over once at the end instead of calling the hook after every step.
+    def window_path(self) -> str | None:
+        """The attribute path recorded (relative to the hooked module), ``None`` when the
+        monitor is gone (nothing to record)."""
+        monitor = None if self.monitor is None else self.monitor()
+        return None if monitor is None else monitor.attr
+
+    def window_capable(self) -> bool:
+        """Whether :meth:`record_window` can stand in for per-step calls (not for a monitor
+        subclass with its own ``record``, which may read more than the attribute)."""
+        monitor = None if self.monitor is None else self.monitor()
+        return monitor is None or type(monitor).record is Monitor.record
+
+    def record_window(self, module: nn.Module, values: Tensor) -> None:
+        """Record the values ``(T, *S)`` the attribute held after each of ``T`` steps."""
+        monitor = None if self.monitor is None else self.monitor()
+        if monitor is not None and monitor.module is module:
+            monitor.record_window(values)
+
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return _RecordHook, ()
 
@@ -207,6 +228,33 @@ class Monitor(nn.Module):
                 f"holds a {type(value).__name__}, expected a Tensor"
             )
         self.reducer(value, getattr(self._observed, "dt", None))
+
+    def record_window(self, values: Tensor) -> None:
+        """Fold the values ``(T, *S)`` the attribute held after each of ``T`` consecutive steps
+        (a multi-step :meth:`~celltrain.neural.Layer.run` calls this once instead of
+        :meth:`record` after every step).
+
+        Raises:
+            TypeError: ``values`` is not a tensor.
+        """
+        if not isinstance(values, Tensor):
+            raise TypeError(
+                f"values of {self._attr!r} must be a Tensor (T, *S), got {type(values).__name__}"
+            )
+        self.reducer.fold_window(values, getattr(self._observed, "dt", None))
+
+    def recent(self) -> Tensor | None:
+        """The reducer's value after each step of its latest fold, ``(n, *S)`` (see
+        :meth:`~celltrain.observe.reducers._Fold.recent`): ``n = 1`` after a per-step
+        record, ``n = T`` after a window of ``T`` steps.
+
+        Raises:
+            TypeError: the reducer keeps no per-step value (e.g. :class:`History`).
+        """
+        recent = getattr(self.reducer, "recent", None)
+        if recent is None:
+            raise TypeError(f"{type(self.reducer).__name__} has no recent()")
+        return recent()
 
     def peek(self) -> Tensor | None:
         """The reducer's current value (see :meth:`Reducer.peek`), ``None`` before any step."""

@@ -22,6 +22,10 @@ State conventions shared by every reducer:
   ``torch.int64``; :class:`Latest` and :class:`History` keep the observation's dtype.
 - Time is in milliseconds: ``dt`` is the length of the step being folded. Reducers that need it
   (:class:`Trace`, :class:`TimeSince`) raise ``ValueError`` when it is ``None``.
+- ``fold_window(observations, dt)`` folds ``T`` consecutive steps ``(T, *S)`` at once, with the
+  same result as ``T`` calls of ``forward`` (up to float rounding); :class:`Trace`,
+  :class:`Count`, :class:`Sum`, :class:`Latest` and :class:`History` do it without a loop per
+  step. This is how monitors record a multi-step :meth:`~celltrain.neural.Layer.run`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from celltrain.neural.checks import finite, positive
+from celltrain.neural.filters import decay_powers, exponential_filter
 from celltrain.neural.gradient import gradient_free
 
 __all__ = [
@@ -128,6 +133,48 @@ class Reducer(nn.Module):
             self._steps = steps
             raise
 
+    @gradient_free
+    def fold_window(self, observations: Tensor, dt: float | None = None) -> None:
+        """Fold the observations of ``T`` consecutive steps at once.
+
+        The result is that of ``T`` calls ``forward(observations[t], dt)`` (up to float
+        rounding); reducers with a closed form do it without a Python loop per step.
+
+        Args:
+            observations: ``(T, *S)``, time first, ``T >= 1``; ``S`` as for :meth:`forward`.
+            dt: length of each step in ms (as for :meth:`forward`).
+
+        Raises:
+            TypeError, ValueError: as for :meth:`forward`; also ``ValueError`` when
+                ``observations`` has no time dimension or no step.
+        """
+        if not isinstance(observations, Tensor):
+            raise TypeError(
+                f"{type(self).__name__}: observations must be a Tensor, "
+                f"got {type(observations).__name__}"
+            )
+        if observations.dim() < 1 or observations.shape[0] < 1:
+            raise ValueError(
+                f"{type(self).__name__}: observations must be (T, *S) with T >= 1 steps, got "
+                f"shape {tuple(observations.shape)}"
+            )
+        if self.needs_dt:
+            dt = self._check_dt(dt)
+        steps = self._steps
+        if steps and observations.shape[1:] != self.shape:
+            raise ValueError(
+                f"{type(self).__name__}: observations of shape {tuple(observations.shape)} do "
+                f"not match the state folded so far, expected shape (T, "
+                f"{', '.join(map(str, self.shape))}); call clear() before observing tensors "
+                "of another shape"
+            )
+        self._fold_window(observations, dt)
+
+    def _fold_window(self, observations: Tensor, dt: float | None) -> None:
+        """Fold ``(T, *S)`` observations (checked); by default one :meth:`forward` per step."""
+        for observation in observations:
+            self.forward(observation, dt)
+
     def _check_dt(self, dt: float | None) -> float:
         if dt is None:
             raise ValueError(
@@ -213,6 +260,30 @@ class _Fold(Reducer):
         """The current value, shape ``(*S)`` like the observations; ``None`` before any."""
         return self.value if self._steps else None
 
+    def recent(self) -> Tensor | None:
+        """The value after each step of the latest fold, oldest first, ``(n, *S)``.
+
+        ``n = 1`` after :meth:`forward` (a view of :meth:`peek`), ``n = T`` after
+        :meth:`fold_window` of ``T`` steps (e.g. a trace at every step of a
+        :meth:`~celltrain.neural.Layer.run`, which a learning rule pairs with the spikes of
+        the same steps). ``None`` before any observation. Memory is bounded by the longest
+        window folded, never by the number of steps observed.
+        """
+        if not self._steps:
+            return None
+        recent = self.__dict__.get("_recent")
+        if recent is None:
+            return self.value.unsqueeze(0)
+        if callable(recent):  # computed on first use (see Trace)
+            recent = recent()
+            self.__dict__["_recent"] = recent
+        return recent
+
+    def clear(self) -> None:
+        super().clear()
+        self.__dict__["_recent"] = None
+        self.__dict__["_window_start"] = None
+
     def _initial(self, observation: Tensor) -> Tensor:
         return torch.zeros_like(observation, dtype=_float_dtype(observation))
 
@@ -220,10 +291,43 @@ class _Fold(Reducer):
         raise NotImplementedError
 
     def _start(self, observation: Tensor, dt: float | None) -> None:
+        self.__dict__["_recent"] = None
         self._set("value", self._fold(self._initial(observation), observation, dt))
 
     def _step(self, observation: Tensor, dt: float | None) -> None:
+        self.__dict__["_recent"] = None
         self._set("value", self._fold(self.value, observation, dt))
+
+    def _fold_window(self, observations: Tensor, dt: float | None) -> None:
+        start = self.value if self._steps else self._initial(observations[0])
+        final, recent = self._fold_series(start, observations, dt)
+        self._steps += observations.shape[0]
+        self._set("value", final)
+        self.__dict__["_recent"] = recent
+        self.__dict__["_window_start"] = start
+
+    def window_start(self) -> Tensor | None:
+        """The value just before the latest :meth:`fold_window` (the state at rest if that
+        window was the first fold), ``(*S)``; ``None`` when the latest fold was a single
+        :meth:`forward` step or nothing was folded. Rules that pair a window's events in
+        closed form use it for what was carried into the window."""
+        if not self._steps or self.__dict__.get("_recent") is None:
+            return None
+        return self.__dict__.get("_window_start")
+
+    def _fold_series(
+        self, start: Tensor, observations: Tensor, dt: float | None
+    ) -> tuple[Tensor, Tensor | Any]:
+        """``(final value, values at each step)`` of folding ``observations`` ``(T, *S)`` into
+        ``start``; the second may be a callable that computes them on first use. By default
+        one :meth:`_fold` per step."""
+        values, value = [], start
+        for observation in observations:
+            self._steps += 1  # folds such as Mean read the step count
+            value = self._fold(value, observation, dt)
+            values.append(value)
+        self._steps -= len(values)
+        return value, torch.stack(values)
 
 
 class _EventFold(_Fold):
@@ -289,6 +393,46 @@ class Trace(_EventFold):
             return torch.where(event, self.amplitude, decayed)
         return decayed.add_(event, alpha=self.amplitude)  # decayed is a fresh temporary
 
+    def _fold_series(
+        self, start: Tensor, observations: Tensor, dt: float | None
+    ) -> tuple[Tensor, Any]:
+        # closed forms instead of a loop: the final value now, the per-step series on demand
+        decay = math.exp(-dt / self.tau)
+        events = self.event(observations)
+        steps = events.shape[0]
+        dtype = start.dtype
+        if self.mode == "nearest":
+            series = self._nearest_series(start, events, decay)
+            return series[-1].clone(), series
+        # x[T] = d^T x[0] + amplitude * sum_s d^(T-s) event[s]
+        weights = decay_powers(steps, decay, dtype, start.device, first=0).flip(0)
+        flat = events.reshape(steps, -1)
+        final = torch.zeros(flat.shape[1], dtype=dtype, device=start.device)
+        # in chunks of about a million events: converting a large window to floats at once
+        # costs more in fresh memory than in arithmetic
+        chunk = max(1, (1 << 20) // max(1, flat.shape[1]))
+        for first in range(0, steps, chunk):
+            final.addmv_(flat[first : first + chunk].t().to(dtype), weights[first : first + chunk])
+        final = final.view(start.shape).mul_(self.amplitude)
+        final.add_(start, alpha=decay**steps)
+        amplitude = self.amplitude
+
+        def series() -> Tensor:
+            return exponential_filter(events.to(dtype) * amplitude, decay, start)
+
+        return final, series
+
+    def _nearest_series(self, start: Tensor, events: Tensor, decay: float) -> Tensor:
+        steps = events.shape[0]
+        view = (-1,) + (1,) * (events.dim() - 1)
+        index = torch.arange(1, steps + 1, device=events.device).view(view)
+        last = torch.where(events, index, 0).cummax(0).values  # step of the latest event, 0: none
+        since = (index - last).to(start.dtype)
+        log_decay = math.log(decay)
+        from_event = torch.exp(since * log_decay).mul_(self.amplitude)
+        carried = torch.exp(index.to(start.dtype) * log_decay) * start
+        return torch.where(last > 0, from_event, carried)
+
     def extra_repr(self) -> str:
         return (
             f"tau={self.tau}, amplitude={self.amplitude}, {super().extra_repr()}, "
@@ -311,6 +455,12 @@ class Count(_EventFold):
 
     def _fold(self, value: Tensor, observation: Tensor, dt: float | None) -> Tensor:
         return value + self.event(observation)
+
+    def _fold_series(
+        self, start: Tensor, observations: Tensor, dt: float | None
+    ) -> tuple[Tensor, Any]:
+        events = self.event(observations)
+        return start + events.sum(0), lambda: start + events.cumsum(0)
 
 
 class TimeSince(_EventFold):
@@ -337,6 +487,12 @@ class Sum(_Fold):
 
     def _fold(self, value: Tensor, observation: Tensor, dt: float | None) -> Tensor:
         return value + observation
+
+    def _fold_series(
+        self, start: Tensor, observations: Tensor, dt: float | None
+    ) -> tuple[Tensor, Any]:
+        values = observations.to(start.dtype)
+        return start + values.sum(0), lambda: start + values.cumsum(0)
 
 
 class _Lerp(_Fold):
@@ -399,6 +555,12 @@ class Latest(_Fold):
     def _fold(self, value: Tensor, observation: Tensor, dt: float | None) -> Tensor:
         return observation.clone()
 
+    def _fold_series(
+        self, start: Tensor, observations: Tensor, dt: float | None
+    ) -> tuple[Tensor, Any]:
+        window = observations.clone()
+        return window[-1].clone(), window  # a view would pin the whole window in checkpoints
+
 
 class History(Reducer):
     """Ring buffer of the observations of the last ``size`` steps, in their own dtype.
@@ -444,6 +606,17 @@ class History(Reducer):
             # created under inference mode: one copy makes it writable outside of it
             self._set("data", self.data.clone())
         self.data[(self._steps - 1) % self.size] = observation
+
+    def _fold_window(self, observations: Tensor, dt: float | None) -> None:
+        if not self._steps:
+            self._set("data", observations.new_zeros((self.size, *observations.shape[1:])))
+        elif self.data.is_inference() and not torch.is_inference_mode_enabled():
+            self._set("data", self.data.clone())
+        steps = observations.shape[0]
+        kept = min(steps, self.size)  # only the last `size` steps survive
+        slots = torch.arange(self._steps + steps - kept, self._steps + steps) % self.size
+        self.data[slots.to(self.data.device)] = observations[steps - kept :]
+        self._steps += steps
 
     def latest(self, k: int) -> Tensor:
         """The last ``k`` observations, oldest first, shape ``(k, *S)`` (a new tensor).
