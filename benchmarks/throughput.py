@@ -154,9 +154,8 @@ def plain_setup(inputs: int):  # noqa: ANN201
     def run_batch(x: torch.Tensor, index: torch.Tensor) -> None:
         layer.reset()
         stdp.clear()
-        for spikes in encoder(x * MAX_RATE, index):
-            layer(input=spikes)
-            stdp()
+        layer.run(input=encoder(x * MAX_RATE, index))  # all 250 steps, then one STDP call
+        stdp()
         stdp.update()
 
     return layer, stdp, encoder, run_batch
@@ -297,9 +296,8 @@ def check(inputs: int = 64, batch: int = 4) -> None:
         spikes = encoder(x[index] * MAX_RATE, index)
         layer.reset()
         stdp.clear()
-        for step in spikes:
-            layer(input=step)
-            stdp()
+        layer.run(input=spikes)
+        stdp()
         stdp.update()
         reference.batch(spikes.float())
     dw = (connection.weight - reference.w).abs().max().item()

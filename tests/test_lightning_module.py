@@ -150,11 +150,18 @@ def test_monitors_record_only_in_training_batches(tmp_path, digits, monkeypatch)
     records = Counter()  # (monitor id, phase) -> records; survives the monitors' clear()
     original = Monitor.record
 
+    original_window = Monitor.record_window
+
     def counting_record(self):
         records[id(self), phases.phase] += 1
         original(self)
 
+    def counting_record_window(self, values):  # Layer.run: one call for all steps
+        records[id(self), phases.phase] += values.shape[0]
+        original_window(self, values)
+
     monkeypatch.setattr(Monitor, "record", counting_record)
+    monkeypatch.setattr(Monitor, "record_window", counting_record_window)
     epochs, train_batches = 3, 4
     trainer = quiet_trainer(
         tmp_path,

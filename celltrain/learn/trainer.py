@@ -27,6 +27,14 @@ class CellTrainer(nn.Module):
         **kwargs: passed to ``nn.Module.__init__`` (cooperative multiple inheritance).
     """
 
+    #: Whether ``forward()`` may be called once after a multi-step
+    #: :meth:`~celltrain.neural.Layer.run` and then learns from every step of that window (its
+    #: monitors hold the whole window, see ``Monitor.recent``). Rules that must see each step
+    #: on its own (e.g. a reward or eligibility per step) leave it False and are called after
+    #: every ``layer(...)`` step; a runner such as ``SpikingModule`` uses ``run`` only when every
+    #: rule it calls learns windows.
+    learns_windows: bool = False
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._cells: dict[str, Cell] = {}

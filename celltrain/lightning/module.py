@@ -40,7 +40,9 @@ class SpikingModule(L.LightningModule):
 
     Training batch ``(x, y, index)``: reset the network, clear the trainers' monitors, present
     ``encoder(x * max_rate, index, epoch)`` for ``encoder.steps`` time steps calling every
-    trainer after each step, feed the output population's spike counts to the readout, and log
+    trainer after each step (or, when every trainer learns windows, all steps in one
+    ``network.run`` and each trainer once: see :meth:`runs_windows`), feed the output
+    population's spike counts to the readout, and log
     every population's mean firing rate (Hz) as ``rate/<name>`` (with several processes the
     readout is fed the counts of all ranks' batches, so it is identical on every rank and in
     rank 0's checkpoints). Learning rules only add pending
@@ -147,6 +149,23 @@ class SpikingModule(L.LightningModule):
         for trainer in self.trainers.values():
             trainer()
 
+    def runs_windows(self, learn: bool) -> bool:
+        """Whether :meth:`simulate` presents a whole sample in one
+        :meth:`~celltrain.neural.Layer.run` (the fast path) rather than step by step.
+
+        It does when the network is a :class:`~celltrain.neural.Layer` and, when learning,
+        every trainer learns windows (``learns_windows``, e.g. ``STDP``) and
+        :meth:`step_trainers` is not overridden (an override asks to be called every step).
+        The result is the same either way, up to float rounding.
+        """
+        if not isinstance(self.network, Layer):
+            return False
+        if not learn:
+            return True
+        return type(self).step_trainers is SpikingModule.step_trainers and all(
+            trainer.learns_windows for trainer in self.trainers.values()
+        )
+
     @torch.no_grad()
     def simulate(
         self, x: torch.Tensor, index: torch.Tensor, epoch: int, learn: bool, y: Any = None
@@ -157,7 +176,8 @@ class SpikingModule(L.LightningModule):
             x: intensities ``(B, *input_shape)`` in ``[0, 1]``.
             index: the samples' indices ``(B,)`` (for the encoder).
             epoch: the encoder epoch.
-            learn: call the trainers after each step.
+            learn: call the trainers after each step (or once after the window, see
+                :meth:`runs_windows`).
             y: labels, passed to :meth:`step_trainers`.
         """
         self.check_input(x)
@@ -165,6 +185,12 @@ class SpikingModule(L.LightningModule):
         for trainer in self.trainers.values():
             trainer.clear()
         spikes = self.encoder(x * self.max_rate, index, epoch)
+        if self.runs_windows(learn):
+            out = self.network.run(**{self.input_name: spikes})
+            if learn:
+                for trainer in self.trainers.values():
+                    trainer()
+            return {name: spike.sum(0, dtype=torch.int32) for name, spike in out.items()}
         counts: dict[str, torch.Tensor] = {}
         for step in range(spikes.shape[0]):
             out = self.network(**{self.input_name: spikes[step]})
