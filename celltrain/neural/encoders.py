@@ -122,7 +122,8 @@ class PoissonEncoder(Encoder):
         for row, sample in enumerate(index.tolist()):
             generator.manual_seed(_mix(self.seed, sample, epoch))
             noise[row].uniform_(generator=generator)
-        return (noise < probability.unsqueeze(1)).transpose(0, 1)
+        # time-major and contiguous: Layer.run and the monitors read whole steps at once
+        return (noise < probability.unsqueeze(1)).transpose(0, 1).contiguous()
 
 
 class RegularEncoder(Encoder):

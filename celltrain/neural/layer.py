@@ -237,8 +237,11 @@ class Layer(nn.Module):
         for connection, source, _ in recurrent:
             connection.synapse.prepare("spike", self.neurons[source].spike)
 
-        largest = max((c.out_shape for c, _, _ in external), key=math.prod, default=())
-        chunk = max(1, min(steps, self.window_elements // max(1, batch * math.prod(largest))))
+        # chunks of time small enough that a chunk's inputs (as floats) and currents stay
+        # within window_elements each: fresh large allocations cost more than the arithmetic
+        shapes = [shape for c, _, _ in external for shape in (c.in_shape, c.out_shape)]
+        step_elements = max((batch * math.prod(shape) for shape in shapes), default=1)
+        chunk = max(1, min(steps, self.window_elements // step_elements))
         spikes_out: dict[str, list[torch.Tensor]] = {name: [] for name, _ in neurons}
         per_step = [(path, o, leaf, []) for path, (o, leaf) in captured.items() if o is not None]
         for neuron in self.neurons.values():
@@ -250,7 +253,7 @@ class Layer(nn.Module):
                     current = connection.run(inputs[source][start : start + chunk])
                     driven[target] = driven[target] + current if target in driven else current
                 for offset in range(min(chunk, steps - start)):
-                    previous = {name: neuron.spike for name, neuron in neurons}
+                    previous = {name: neuron._buffers["spike"] for name, neuron in neurons}
                     currents = {target: window[offset] for target, window in driven.items()}
                     for connection, source, target in recurrent:
                         currents[target] = connection.accumulate(
@@ -279,8 +282,9 @@ class Layer(nn.Module):
             hook.record_window(self, windows[path])
         return out
 
-    #: most current values (elements) one chunk of :meth:`run` precomputes per input connection
-    window_elements = 1 << 23
+    #: most values (elements) of one input connection's inputs or currents that one chunk of
+    #: :meth:`run` precomputes
+    window_elements = 1 << 20
 
     def _window_plan(self) -> tuple[list, dict] | None:
         """The window hooks and the attributes to keep per step, or None when :meth:`run` must

@@ -81,7 +81,7 @@ class Neuron(Stepped):
         """One step without argument checks (the state must exist, see :meth:`prepare`): the
         inner loop of :meth:`~celltrain.neural.Layer.run`. Returns the spikes."""
         spike = self.step(current)
-        self.spike = spike
+        self._buffers["spike"] = spike
         return spike
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
@@ -152,37 +152,25 @@ class LIF(Neuron):
 
     def threshold(self) -> torch.Tensor | float:
         """Firing threshold in mV (a tensor of shape ``(B, *shape)`` for adaptive models)."""
-        constants = self.__dict__.get("_constants")
-        if constants is not None and constants.threshold_number == self.threshold_voltage:
-            return constants.threshold  # a 0-dim tensor: cheaper in a comparison than a float
         return self.threshold_voltage
+
+    def _threshold(self, constants: _Constants) -> torch.Tensor:
+        """:meth:`threshold` as the step uses it (a 0-dim tensor for a fixed threshold)."""
+        return constants.threshold
 
     def constants(self, like: torch.Tensor) -> _Constants:
         """This step's constants as 0-dim tensors of ``like``'s dtype and device.
 
         An operation with a Python number wraps it into a tensor every time (about 1.5 us on a
         CPU, as much as the arithmetic of a small population), so the numbers a step uses are
-        made into tensors once and remade only when ``dt``, a parameter, the dtype or the
-        device changes.
+        made into tensors once. Setting any attribute (a parameter, ``dt``) drops them, and
+        they are remade for another dtype or device.
         """
-        key = (*self._constant_params(), like.dtype, like.device)
         cached = self.__dict__.get("_constants")
-        if cached is None or cached.key != key:
-            cached = _Constants(key, self._constant_values(), like)
+        if cached is None or cached.dtype != like.dtype or cached.device != like.device:
+            cached = _Constants(self._constant_values(), like)
             self.__dict__["_constants"] = cached
         return cached
-
-    def _constant_params(self) -> tuple[float, ...]:
-        """The numbers the constants are made of (when one changes, they are remade)."""
-        return (
-            self.dt,
-            self.tau_membrane,
-            self.resistance,
-            self.rest_voltage,
-            self.reset_voltage,
-            self.threshold_voltage,
-            self.refractory_period,
-        )
 
     def _constant_values(self) -> dict[str, float]:
         decay = math.exp(-self.dt / self.tau_membrane)
@@ -203,24 +191,28 @@ class LIF(Neuron):
         """Voltage after one step of sub-threshold dynamics, ignoring refractoriness (a new
         tensor): ``decay * v + drive * I + (1 - decay) * rest`` with ``decay = exp(-dt/tau)``
         and ``drive = resistance * (1 - decay)``."""
-        c = self.constants(current)
+        return self._integrate(current, self.constants(current))
+
+    def _integrate(self, current: torch.Tensor, c: _Constants) -> torch.Tensor:
         # three operations: drive * (I + (decay / drive) v) + (1 - decay) rest
-        voltage = torch.add(current, self.voltage, alpha=c.decay_per_drive_number)
+        voltage = torch.add(current, self._buffers["voltage"], alpha=c.decay_per_drive_number)
         return voltage.mul_(c.drive).add_(c.rest_term)
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        # Written for few tensor operations (each costs microseconds at small sizes): the
-        # temporaries are fresh, so the in-place calls modify no state.
+        # Written for few tensor operations and little Python (each operation costs
+        # microseconds at small sizes): the temporaries are fresh, so the in-place calls modify
+        # no state; state is read and written through the buffer dict directly.
         c = self.constants(current)
-        refractory = self.refractory
+        state = self._buffers
+        refractory = state["refractory"]
         held = refractory > c.held_above
-        voltage = self.integrate(current)  # held neurons' values are replaced below
-        above = torch.ge(voltage, self.threshold())
+        voltage = self._integrate(current, c)  # held neurons' values are replaced below
+        above = torch.ge(voltage, self._threshold(c))
         spike = torch.gt(above, held)  # for bools, a > b is "a and not b"
         # A held neuron sits at reset_voltage (it was set there by its spike and is not
         # integrated while held), so "spiked or held" is exactly where the voltage is reset.
-        self.voltage = voltage.masked_fill_(above.logical_or_(held), c.reset)
-        self.refractory = (
+        state["voltage"] = voltage.masked_fill_(above.logical_or_(held), c.reset)
+        state["refractory"] = (
             (refractory - c.dt).clamp_min_(c.zero).masked_fill_(spike, c.refractory_period)
         )
         return spike
@@ -230,8 +222,8 @@ class _Constants:
     """0-dim tensors of one neuron's step constants (see :meth:`LIF.constants`); each value is
     also kept as a number under ``<name>_number`` for arguments that take numbers."""
 
-    def __init__(self, key: tuple, values: dict[str, float], like: torch.Tensor) -> None:
-        self.key = key
+    def __init__(self, values: dict[str, float], like: torch.Tensor) -> None:
+        self.dtype, self.device = like.dtype, like.device
         for name, value in values.items():
             setattr(self, name, torch.tensor(value, dtype=like.dtype, device=like.device))
             setattr(self, f"{name}_number", value)
@@ -284,13 +276,10 @@ class ALIF(LIF):
         self.adaptation = self.theta.detach().expand(batch, *self.shape).clone()
 
     def threshold(self) -> torch.Tensor:
-        constants = self.__dict__.get("_constants")
-        if constants is not None and constants.threshold_number == self.threshold_voltage:
-            return self.adaptation + constants.threshold
         return self.threshold_voltage + self.adaptation
 
-    def _constant_params(self) -> tuple[float, ...]:
-        return (*super()._constant_params(), self.tau_theta)
+    def _threshold(self, constants: _Constants) -> torch.Tensor:
+        return self._buffers["adaptation"] + constants.threshold
 
     def _constant_values(self) -> dict[str, float]:
         values = super()._constant_values()
@@ -299,10 +288,11 @@ class ALIF(LIF):
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         spike = super().step(current)
-        previous = self.adaptation
+        state = self._buffers
+        previous = state["adaptation"]
         c = self.constants(current)
         adaptation = previous.mul(c.theta_decay).add_(spike, alpha=self.theta_plus)
-        self.adaptation = adaptation
+        state["adaptation"] = adaptation
         if self.training:
             window = self._window
             if window is not None:

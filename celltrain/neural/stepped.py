@@ -36,6 +36,8 @@ class Stepped(nn.Module):
             self._buffers[name] = value
         else:
             super().__setattr__(name, value)
+            # cached step constants (e.g. LIF.constants) follow any parameter or dt change
+            self.__dict__.pop("_constants", None)
 
     @property
     def dt(self) -> float:

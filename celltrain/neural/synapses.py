@@ -56,9 +56,10 @@ class Synapse(Stepped):
     def advance(self, spike: torch.Tensor) -> torch.Tensor:
         """One step without argument checks (the state must exist, see :meth:`prepare`):
         the inner loop of :meth:`~celltrain.neural.Layer.run`."""
-        self.spike = spike
-        current = self.step(spike.to(self.current.dtype))
-        self.current = current
+        state = self._buffers
+        state["spike"] = spike
+        current = self.step(spike.to(state["current"].dtype))
+        state["current"] = current
         return current
 
     @gradient_free
