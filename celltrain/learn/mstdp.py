@@ -43,6 +43,9 @@ class MSTDP(STDP):
     Args: as for :class:`~celltrain.learn.STDP`.
     """
 
+    #: a reward belongs to one step: call the rule after every ``layer(...)`` step
+    learns_windows = False
+
     def forward(self, reward: float | torch.Tensor) -> None:
         """Add this step's reward-modulated terms.
 
@@ -71,6 +74,9 @@ class MSTDP(STDP):
 class MSTDPET(STDP):
     """Modulated STDP with an eligibility trace (Florian 2007, MSTDPET).
 
+    Called after every ``layer(...)`` step (``learns_windows`` is False: the eligibility and
+    the reward are per step).
+
     Per sample ``b`` the eligibility ``z_b`` (weight shape) follows
     ``z_b <- z_b * exp(-dt / tau_eligibility) + zeta_b(t) / tau_eligibility`` and each step adds
     ``dw = dt * reward_b * z_b``, reduced over the batch (``batch_reduction``); ``zeta`` is as in
@@ -82,6 +88,8 @@ class MSTDPET(STDP):
         tau_eligibility: eligibility trace time constant (ms, > 0).
         others: as for :class:`~celltrain.learn.STDP`.
     """
+
+    learns_windows = False
 
     def __init__(
         self,

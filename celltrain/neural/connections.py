@@ -93,6 +93,13 @@ class Connection(nn.Module):
             current = current + self.bias
         return current
 
+    def begin_window(self) -> None:
+        """Called by :meth:`~celltrain.neural.Layer.run` before it steps a window (the
+        parameters do not change until :meth:`end_window`); nothing by default."""
+
+    def end_window(self) -> None:
+        """Called by :meth:`~celltrain.neural.Layer.run` after the window."""
+
     def accumulate(self, total: torch.Tensor | None, spike: torch.Tensor) -> torch.Tensor:
         """``total + advance(spike)`` (just ``advance(spike)`` when ``total`` is None): the
         current of this connection added to the current that already reaches the target, in
@@ -248,7 +255,7 @@ class Lateral(Linear):
         self.register_buffer("mask", ~torch.eye(n, dtype=torch.bool), persistent=False)
         with torch.no_grad():
             self.weight.mul_(self.mask)
-        self._masked: tuple[tuple[int, int, int], torch.Tensor] | None = None
+        self._masked: torch.Tensor | None = None  # (weight * mask).t() during a window
         # Zero the diagonal before the user's hooks (so that e.g. Normalize sees no self-weight
         # that a bound such as HardBound(minimum > 0) put there) and again after them.
         self.updater.weight.hooks.insert(0, self._zero_diagonal)
@@ -259,15 +266,17 @@ class Lateral(Linear):
 
     def weight_t(self) -> torch.Tensor:
         """``(weight * mask).t()``: the weight as propagation uses it (masked there too, so a
-        weight loaded or edited with a non-zero diagonal links no self). Cached until the
-        weight changes (in place, or replaced, e.g. by ``.to()``)."""
-        weight = self.weight
-        key = (id(weight), weight.data_ptr(), weight._version)
-        cached = self._masked
-        if cached is None or cached[0] != key:
-            cached = (key, (weight * self.mask).t())
-            self.__dict__["_masked"] = cached
-        return cached[1]
+        weight loaded or edited with a non-zero diagonal links no self). Within a
+        :meth:`~celltrain.neural.Layer.run` window, where the weight cannot change, it is
+        formed once (see :meth:`begin_window`)."""
+        masked = self._masked
+        return masked if masked is not None else (self.weight * self.mask).t()
+
+    def begin_window(self) -> None:
+        self.__dict__["_masked"] = (self.weight * self.mask).t()
+
+    def end_window(self) -> None:
+        self.__dict__["_masked"] = None
 
     def pair_sum(self, post: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         return super().pair_sum(post, pre) * self.mask

@@ -32,7 +32,8 @@ def exponential_filter(
 
     Args:
         x: input of each step, ``(T, *S)``, floating point (time first).
-        decay: per-step factor in ``(0, 1]`` (e.g. ``exp(-dt / tau)``).
+        decay: per-step factor in ``[0, 1]`` (e.g. ``exp(-dt / tau)``); below ``e^-30`` the
+            recurrence is run step by step (the closed form's scaling would overflow).
         initial: value before the first step, ``(*S)`` (default zeros).
         reverse: run the filter backwards in time (``y[t] = decay * y[t+1] + x[t]``); this is
             the anti-causal filter ``sum_{s >= t} decay**(s-t) x[s]`` used to pair each event
@@ -43,11 +44,11 @@ def exponential_filter(
         ``y``, ``(T, *S)``, in ``x``'s dtype.
 
     Raises:
-        ValueError: ``decay`` is not in ``(0, 1]``, ``x`` has no time dimension or is not
+        ValueError: ``decay`` is not in ``[0, 1]``, ``x`` has no time dimension or is not
             floating point, or ``initial`` does not have shape ``x.shape[1:]``.
     """
-    if not 0.0 < decay <= 1.0:
-        raise ValueError(f"decay must be in (0, 1], got {decay!r}")
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"decay must be in [0, 1], got {decay!r}")
     if x.dim() < 1 or not x.is_floating_point():
         raise ValueError(
             f"x must be a floating point tensor (T, *S), got dtype {x.dtype} with shape "
@@ -63,10 +64,19 @@ def exponential_filter(
     steps = x.shape[0]
     if steps == 0:
         return x.clone()
-    rate = -math.log(decay)
+    out = torch.empty_like(x)
+    rate = -math.log(decay) if decay > 0.0 else math.inf
+    if rate > _MAX_EXPONENT:  # decays within a step: the recurrence itself, one op per step
+        previous = initial
+        for t in range(steps):
+            if previous is None:
+                out[t] = x[t]
+            else:
+                torch.add(x[t], previous, alpha=decay, out=out[t])
+            previous = out[t]
+        return out
     chunk = steps if rate == 0.0 else max(1, min(steps, int(_MAX_EXPONENT / rate)))
     view = (-1,) + (1,) * (x.dim() - 1)
-    out = torch.empty_like(x)
     carry = initial
     for start in range(0, steps, chunk):
         part = x[start : start + chunk]
@@ -92,4 +102,5 @@ def decay_powers(
     """``decay**first ... decay**(first + steps - 1)`` as a ``(steps,)`` tensor (with
     ``first=1``: how a value carried into a window has decayed at each of its steps)."""
     k = torch.arange(first, first + steps, dtype=torch.float64, device=device)
-    return torch.exp(k * math.log(decay)).to(dtype)
+    base = torch.tensor(decay, dtype=torch.float64, device=device)
+    return torch.pow(base, k).to(dtype)  # 0 ** 0 = 1: a decay of 0 keeps only the present

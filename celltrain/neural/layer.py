@@ -244,8 +244,8 @@ class Layer(nn.Module):
         chunk = max(1, min(steps, self.window_elements // step_elements))
         spikes_out: dict[str, list[torch.Tensor]] = {name: [] for name, _ in neurons}
         per_step = [(path, o, leaf, []) for path, (o, leaf) in captured.items() if o is not None]
-        for neuron in self.neurons.values():
-            neuron.begin_window()
+        for component in (*self.neurons.values(), *self.connections.values()):
+            component.begin_window()
         try:
             for start in range(0, steps, chunk):
                 driven: dict[str, torch.Tensor] = {}
@@ -267,8 +267,8 @@ class Layer(nn.Module):
                     for _, owner, leaf, values in per_step:
                         values.append(getattr(owner, leaf))
         finally:
-            for neuron in self.neurons.values():
-                neuron.end_window()
+            for component in (*self.neurons.values(), *self.connections.values()):
+                component.end_window()
         out = {name: torch.stack(values) for name, values in spikes_out.items()}
         windows: dict[str, torch.Tensor] = {}
         for path, _, _, values in per_step:

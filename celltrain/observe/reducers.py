@@ -298,6 +298,12 @@ class _Fold(Reducer):
         self.__dict__["_recent"] = None
         self._set("value", self._fold(self.value, observation, dt))
 
+    def _check_loaded(self, prefix: str, error_msgs: list[str]) -> None:
+        # loaded state has no window of its own
+        self.__dict__["_recent"] = None
+        self.__dict__["_window_start"] = None
+        super()._check_loaded(prefix, error_msgs)
+
     def _fold_window(self, observations: Tensor, dt: float | None) -> None:
         start = self.value if self._steps else self._initial(observations[0])
         final, recent = self._fold_series(start, observations, dt)
@@ -416,6 +422,8 @@ class Trace(_EventFold):
         final = final.view(start.shape).mul_(self.amplitude)
         final.add_(start, alpha=decay**steps)
         amplitude = self.amplitude
+        if events is observations:
+            events = events.clone()  # the series is formed later: not from edited inputs
 
         def series() -> Tensor:
             return exponential_filter(events.to(dtype) * amplitude, decay, start)
@@ -428,9 +436,9 @@ class Trace(_EventFold):
         index = torch.arange(1, steps + 1, device=events.device).view(view)
         last = torch.where(events, index, 0).cummax(0).values  # step of the latest event, 0: none
         since = (index - last).to(start.dtype)
-        log_decay = math.log(decay)
-        from_event = torch.exp(since * log_decay).mul_(self.amplitude)
-        carried = torch.exp(index.to(start.dtype) * log_decay) * start
+        base = torch.tensor(decay, dtype=start.dtype, device=start.device)
+        from_event = torch.pow(base, since).mul_(self.amplitude)  # 0 ** 0 = 1
+        carried = torch.pow(base, index.to(start.dtype)) * start
         return torch.where(last > 0, from_event, carried)
 
     def extra_repr(self) -> str:
@@ -460,6 +468,8 @@ class Count(_EventFold):
         self, start: Tensor, observations: Tensor, dt: float | None
     ) -> tuple[Tensor, Any]:
         events = self.event(observations)
+        if events is observations:
+            events = events.clone()  # the series is formed later: not from edited inputs
         return start + events.sum(0), lambda: start + events.cumsum(0)
 
 
@@ -492,6 +502,8 @@ class Sum(_Fold):
         self, start: Tensor, observations: Tensor, dt: float | None
     ) -> tuple[Tensor, Any]:
         values = observations.to(start.dtype)
+        if values is observations:
+            values = values.clone()  # the series is formed later: not from edited inputs
         return start + values.sum(0), lambda: start + values.cumsum(0)
 
 
