@@ -19,31 +19,33 @@ class MonitorMode(L.Callback):
 
     Lightning (since 2.2) restores training mode after validation by setting ``.training``
     directly, without calling ``.train()``, so a trainer deregistered by ``.eval()`` would never
-    record again. This callback therefore calls ``trainer.train(True)`` at the start of every
-    training batch (registering is idempotent) and ``trainer.train(False)`` when the sanity
-    check, validation, test or predict starts, so monitors never record there, however many
-    validation rounds interleave with training.
+    record again. This callback therefore checks at the start of every training batch that each
+    trainer is in training mode with its monitors registered (and calls ``trainer.train(True)``
+    otherwise), and calls ``trainer.train(False)`` when the sanity check, validation, test or
+    predict starts, so monitors never record there, however many validation rounds interleave
+    with training.
     """
 
-    @staticmethod
-    def _set(pl_module: L.LightningModule, mode: bool) -> None:
-        for trainer in cell_trainers(pl_module):
+    def __init__(self) -> None:
+        self._trainers: list[CellTrainer] = []
+
+    def _set(self, pl_module: L.LightningModule, mode: bool) -> None:
+        # the module's trainers are looked up again at every stage boundary (rare) and kept for
+        # the per-batch calls, where walking every submodule would cost more than the rest
+        self._trainers = cell_trainers(pl_module)
+        for trainer in self._trainers:
             trainer.train(mode)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._set(pl_module, True)
 
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        self._set(pl_module, True)
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        self._set(pl_module, False)
+        for cell_trainer in self._trainers:
+            # Lightning may have set .training back without .train(): check the monitors too
+            if not cell_trainer.training or not all(m.registered for m in cell_trainer.monitors):
+                cell_trainer.train(True)
 
     def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(pl_module, False)

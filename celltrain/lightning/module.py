@@ -230,8 +230,8 @@ class SpikingModule(L.LightningModule):
             labels = self.all_gather(labels).flatten(0, 1)
         self.readout.update(output, labels)
         self.optimizers().step()
-        for name, rate in self._rates(counts).items():
-            self.log(f"rate/{name}", rate, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        rates = {f"rate/{name}": rate for name, rate in self._rates(counts).items()}
+        self.log_dict(rates, on_step=True, on_epoch=True, batch_size=x.shape[0])
 
     def _evaluate(self, batch: Any, batch_idx: int, metric: MulticlassAccuracy, key: str) -> None:
         x, y, index = self.unpack(batch, batch_idx)
