@@ -12,9 +12,10 @@ the input weights, 250 steps of 1 ms per sample, Poisson input at up to 63.75 Hz
 Inputs: 64 (the scikit-learn digits, intensities ``x / 16``) and 784 (uniform random
 intensities, ``weight_total = 78`` as in the paper's MNIST network). Batch sizes 1, 16, 32.
 
-Each configuration runs in its own Python process (so its peak resident set, from
-``resource.getrusage``, is its own: imports + the configuration), does one warm-up batch, then
-times ``--repeats`` runs of a few batches; samples per second are the median over runs. For
+Each timed run is its own Python process (so its peak resident set is its own: imports + the
+configuration): one warm-up batch, then a few timed batches. The methods are interleaved, one
+run each per round (reference, plain, fit, reference, ...), so a slow spell of a shared machine
+hits all of them alike; samples per second are the median over ``--repeats`` rounds. For
 ``fit`` the clock runs from the start of the first timed batch to the end of the last one (the
 Trainer's one-off setup is reported separately as ``fit setup s``).
 
@@ -24,6 +25,7 @@ Usage: ``python benchmarks/throughput.py [--quick] [--threads N] [--check] [--no
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -161,10 +163,22 @@ def plain_setup(inputs: int):  # noqa: ANN201
     return layer, stdp, encoder, run_batch
 
 
+def settle() -> None:
+    """Collect garbage before the clock starts, in every method alike.
+
+    After ``import lightning`` the interpreter tracks about 400,000 objects; the first full
+    (generation 2) collection, which comes a few batches into a run, walks all of them (about
+    0.2 s on our machine) and later ones are rare. Inside a timed window of a few batches that
+    one-off would decide the figure, so each method starts its clock after ``gc.collect()``.
+    """
+    gc.collect()
+
+
 def time_plain(inputs: int, batch: int, batches: int, repeats: int) -> list[float]:
     *_, run_batch = plain_setup(inputs)
     x = data(inputs, batch * (batches * repeats + 1))
     run_batch(x[:batch], torch.arange(batch))  # warm-up
+    settle()
     rates, start_row = [], batch
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -181,6 +195,7 @@ def time_reference(inputs: int, batch: int, batches: int, repeats: int) -> list[
     reference = Reference(inputs)
     x = data(inputs, batch * (batches * repeats + 1))
     reference.batch(reference.encode(x[:batch]))  # warm-up
+    settle()
     rates, start_row = [], batch
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -210,6 +225,7 @@ def time_fit(inputs: int, batch: int, batches: int, repeats: int) -> tuple[list[
 
         def on_train_batch_start(self, trainer, pl_module, batch_, batch_idx) -> None:  # noqa: ANN001
             if batch_idx == 1:  # batch 0 is the warm-up
+                gc.collect()  # see settle()
                 self.start = time.perf_counter()
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch_, batch_idx) -> None:  # noqa: ANN001
@@ -328,10 +344,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 timed batch per run (smoke run)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (2)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per configuration")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per configuration")
     parser.add_argument("--check", action="store_true", help="verify the reference first")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile summary")
     parser.add_argument("--inputs", type=int, nargs="+", default=list(INPUTS))
+    parser.add_argument("--batch", type=int, nargs="+", default=list(BATCHES))
     parser.add_argument("--worker", nargs=3, metavar=("METHOD", "INPUTS", "BATCH"))
     parser.add_argument("--batches", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -360,29 +377,46 @@ def main() -> None:
     print("-" * len(header))
     results = {}
     for inputs in args.inputs:
-        for batch in BATCHES:
-            batches = 1 if args.quick else {1: 6, 16: 2, 32: 1}[batch]
+        for batch in args.batch:
+            # about 128 samples per timed run (at least 4 batches): long enough to even out
+            # the jitter of small operations on a shared 2-core machine
+            batches = 1 if args.quick else max(4, 128 // batch)
+            # Rounds interleave the methods (reference, plain, fit, reference, ...), one
+            # process and one timed run each, so a slow spell of the machine hits every method
+            # alike; the figure is the median over rounds.
+            runs: dict[str, list[dict]] = {method: [] for method in METHODS}
+            for _ in range(args.repeats):
+                for method in METHODS:
+                    command = [
+                        sys.executable,
+                        os.path.abspath(__file__),
+                        "--worker",
+                        method,
+                        str(inputs),
+                        str(batch),
+                        "--batches",
+                        str(batches),
+                        "--repeats",
+                        "1",
+                        "--threads",
+                        str(args.threads),
+                    ]
+                    done = subprocess.run(command, capture_output=True, text=True, check=False)
+                    if done.returncode != 0:
+                        print(done.stderr[-2000:], file=sys.stderr)
+                        raise SystemExit(f"worker {method} {inputs} {batch} failed")
+                    runs[method].append(json.loads(done.stdout.strip().splitlines()[-1]))
             row = {}
-            for method in METHODS:
-                command = [
-                    sys.executable,
-                    os.path.abspath(__file__),
-                    "--worker",
-                    method,
-                    str(inputs),
-                    str(batch),
-                    "--batches",
-                    str(batches),
-                    "--repeats",
-                    str(args.repeats),
-                    "--threads",
-                    str(args.threads),
-                ]
-                done = subprocess.run(command, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    print(done.stderr[-2000:], file=sys.stderr)
-                    raise SystemExit(f"worker {method} {inputs} {batch} failed")
-                row[method] = json.loads(done.stdout.strip().splitlines()[-1])
+            for method, results_of in runs.items():
+                row[method] = {
+                    "sps": statistics.median(r["sps"] for r in results_of),
+                    "runs": [r["sps"] for r in results_of],
+                    "peak_mb": max(r["peak_mb"] for r in results_of),
+                }
+                if method == "fit":
+                    row[method]["fit_setup_s"] = statistics.median(
+                        r["fit_setup_s"] for r in results_of
+                    )
             results[(inputs, batch)] = row
             ref, plain, fit = (row[m]["sps"] for m in ("reference", "plain", "fit"))
             peaks = "/".join(f"{row[m]['peak_mb']:.0f}" for m in ("reference", "plain", "fit"))

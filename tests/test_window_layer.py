@@ -192,7 +192,9 @@ def assert_monitors_match(got, want):
 
 
 # ---- Layer.run against the per-step loop ------------------------------------------------------
-@pytest.mark.parametrize(("seed", "batch", "steps"), [(0, 3, 60), (1, 1, 45), (2, 5, 33)])
+@pytest.mark.parametrize(
+    ("seed", "batch", "steps"), [(0, 3, 60), (1, 1, 45), (2, 5, 33), (3, 9, 40)]
+)
 def test_run_equals_per_step_forward_with_monitors(float64, seed, batch, steps):
     window, loop = diehl_cook(seed), diehl_cook(seed)
     window_monitors, loop_monitors = attach(window), attach(loop)

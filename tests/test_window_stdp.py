@@ -122,7 +122,9 @@ def test_window_stdp_equals_per_step_stdp(float64, closed_form_calls, reduction,
     assert not window_layer.connections["input_exc"].updater.weight.pos.any()
 
 
-@pytest.mark.parametrize(("seed", "batch", "steps"), [(0, 1, 50), (1, 4, 35), (2, 2, 70)])
+@pytest.mark.parametrize(
+    ("seed", "batch", "steps"), [(0, 1, 50), (1, 4, 35), (2, 2, 70), (3, 10, 30)]
+)
 def test_window_stdp_random_batches_and_lengths(float64, seed, batch, steps):
     kwargs = dict(lr_post=0.2, lr_pre=-0.1, tau_pre=8.0, tau_post=12.0)
     window_layer, window_stdp = network(seed, **kwargs)

@@ -12,6 +12,7 @@ from celltrain.learn.terms import add_scaled
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
 from celltrain.neural import Connection
 from celltrain.neural.filters import decay_powers
+from celltrain.neural.spikes import spikes_as
 from celltrain.observe import Latest, Monitor, Trace
 
 PRE = "connection.synapse.spike"
@@ -229,7 +230,7 @@ def window_pairs(
     anti = torch.where(lag <= 0, torch.exp(lag * (dt / trace_post.tau)), 0.0)
     carry = decay_powers(steps, math.exp(-dt / trace_post.tau), dtype, device)
     filters = torch.cat((causal, anti, carry.expand(batch, 1, steps)), 1)  # (B, 2K + 1, T)
-    filtered = torch.bmm(filters, pre.transpose(0, 1).to(dtype))  # (B, 2K + 1, in)
+    filtered = torch.bmm(filters, spikes_as(pre, dtype).transpose(0, 1))  # (B, 2K + 1, in)
 
     in_shape, out_shape = connection.in_shape, connection.out_shape
     post_rows = post[step, sample].to(dtype)

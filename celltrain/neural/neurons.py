@@ -270,6 +270,7 @@ class ALIF(LIF):
         self.register_state("adaptation", torch.get_default_dtype())
         self.updater = Updater(self, ["theta"])
         self._window: list[torch.Tensor] | None = None  # adaptations of a Layer.run window
+        self._window_whole = True  # whether _window holds whole batches or their reductions
 
     def rest_state(self, batch: int) -> None:
         super().rest_state(batch)
@@ -291,12 +292,13 @@ class ALIF(LIF):
         state = self._buffers
         previous = state["adaptation"]
         c = self.constants(current)
-        adaptation = previous.mul(c.theta_decay).add_(spike, alpha=self.theta_plus)
+        spike_values = spike.view(torch.uint8) if spike.numel() >= 1024 else spike  # see spikes_as
+        adaptation = previous.mul(c.theta_decay).add_(spike_values, alpha=self.theta_plus)
         state["adaptation"] = adaptation
         if self.training:
             window = self._window
-            if window is not None:
-                window.append(adaptation)  # learned at end_window, in one go
+            if window is not None:  # learned at end_window, in one go
+                window.append(adaptation if self._window_whole else self._reduce(adaptation))
             else:
                 change = adaptation - previous
                 change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
@@ -305,17 +307,27 @@ class ALIF(LIF):
                 )
         return spike
 
+    def _reduce(self, adaptation: torch.Tensor) -> torch.Tensor:
+        return adaptation.mean(0) if self.batch_reduction == "mean" else adaptation.sum(0)
+
     def begin_window(self) -> None:
-        """In training mode, keep each step's adaptation to learn from them at the end."""
-        self.__dict__["_window"] = [self.adaptation] if self.training else None
+        """In training mode, keep each step's adaptation (reduced over the batch at once for
+        larger batches: the change of the reduction is the reduction of the changes) to learn
+        from them at the end."""
+        adaptation = self.adaptation
+        whole = adaptation.shape[0] < 8  # one stack at the end is cheaper for small batches
+        self.__dict__["_window_whole"] = whole
+        start = adaptation if whole else self._reduce(adaptation)
+        self.__dict__["_window"] = [start] if self.training else None
 
     def end_window(self) -> None:
         """Add the window's adaptation changes to the updater (as per-step adds would)."""
         window, self.__dict__["_window"] = self._window, None
         if window is None or len(window) < 2:
             return
-        changes = torch.stack(window).diff(dim=0)  # (T, B, *shape)
-        change = changes.mean(1) if self.batch_reduction == "mean" else changes.sum(1)
+        change = torch.stack(window).diff(dim=0)  # (T, B, *shape) or already reduced
+        if self._window_whole:
+            change = change.mean(1) if self.batch_reduction == "mean" else change.sum(1)
         self.updater.theta.add(
             change.clamp_min(0.0).sum(0),
             (-change).clamp_min(0.0).sum(0),

@@ -14,6 +14,7 @@ import torch
 from celltrain.neural.checks import positive
 from celltrain.neural.filters import exponential_filter
 from celltrain.neural.gradient import gradient_free
+from celltrain.neural.spikes import spikes_as
 from celltrain.neural.stepped import Stepped
 
 
@@ -58,7 +59,7 @@ class Synapse(Stepped):
         the inner loop of :meth:`~celltrain.neural.Layer.run`."""
         state = self._buffers
         state["spike"] = spike
-        current = self.step(spike.to(state["current"].dtype))
+        current = self.step(spikes_as(spike, state["current"].dtype))
         state["current"] = current
         return current
 
@@ -77,7 +78,7 @@ class Synapse(Stepped):
                 f"spikes must be (T, B, *shape) with T >= 1 steps, got shape {tuple(spikes.shape)}"
             )
         self.prepare("spikes[0]", spikes[0])
-        currents = self.window(spikes.to(self.current.dtype))
+        currents = self.window(spikes_as(spikes, self.current.dtype))
         self.spike = spikes[-1]
         self.current = currents[-1]
         return currents

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from celltrain.neural.checks import finite, positive
 from celltrain.neural.filters import decay_powers, exponential_filter
 from celltrain.neural.gradient import gradient_free
+from celltrain.neural.spikes import spikes_as
 
 __all__ = [
     "EMA",
@@ -418,7 +419,8 @@ class Trace(_EventFold):
         # costs more in fresh memory than in arithmetic
         chunk = max(1, (1 << 20) // max(1, flat.shape[1]))
         for first in range(0, steps, chunk):
-            final.addmv_(flat[first : first + chunk].t().to(dtype), weights[first : first + chunk])
+            part = spikes_as(flat[first : first + chunk], dtype)
+            final.addmv_(part.t(), weights[first : first + chunk])
         final = final.view(start.shape).mul_(self.amplitude)
         final.add_(start, alpha=decay**steps)
         amplitude = self.amplitude
