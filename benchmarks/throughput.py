@@ -12,12 +12,13 @@ the input weights, 250 steps of 1 ms per sample, Poisson input at up to 63.75 Hz
 Inputs: 64 (the scikit-learn digits, intensities ``x / 16``) and 784 (uniform random
 intensities, ``weight_total = 78`` as in the paper's MNIST network). Batch sizes 1, 16, 32.
 
-Each timed run is its own Python process (so its peak resident set is its own: imports + the
-configuration): one warm-up batch, then a few timed batches. The methods are interleaved, one
-run each per round (reference, plain, fit, reference, ...), so a slow spell of a shared machine
-hits all of them alike; samples per second are the median over ``--repeats`` rounds. For
-``fit`` the clock runs from the start of the first timed batch to the end of the last one (the
-Trainer's one-off setup is reported separately as ``fit setup s``).
+Each round times the reference and the plain loop in one Python process, alternating batch by
+batch on the same inputs (so both see the same state of a shared machine), after one warm-up
+batch each; then ``Trainer.fit`` in a process of its own. Samples per second are medians over
+``--repeats`` rounds. For ``fit`` the clock runs from the start of the first timed batch to the
+end of the last one (the Trainer's one-off setup is reported separately as ``fit setup s``).
+Peak resident memory comes from one short run of each method in a process of its own (imports
++ the configuration).
 
 Usage: ``python benchmarks/throughput.py [--quick] [--threads N] [--check] [--no-profile]``.
 """
@@ -206,6 +207,30 @@ def time_reference(inputs: int, batch: int, batches: int, repeats: int) -> list[
     return rates
 
 
+def time_pair(inputs: int, batch: int, batches: int) -> tuple[float, float]:
+    """Samples per second of the reference and of the plain loop, timed in one process with
+    their batches alternating (reference, plain, reference, ...) on the same inputs, so both
+    see the same state of the machine. Returns ``(reference, plain)``."""
+    torch.manual_seed(0)
+    reference = Reference(inputs)
+    *_, run_batch = plain_setup(inputs)
+    x = data(inputs, batch * (batches + 1))
+    reference.batch(reference.encode(x[:batch]))  # warm-up
+    run_batch(x[:batch], torch.arange(batch))
+    settle()
+    seconds = {"reference": 0.0, "plain": 0.0}
+    for b in range(1, batches + 1):
+        rows = torch.arange(b * batch, (b + 1) * batch)
+        t0 = time.perf_counter()
+        reference.batch(reference.encode(x[rows]))
+        t1 = time.perf_counter()
+        run_batch(x[rows], rows)
+        t2 = time.perf_counter()
+        seconds["reference"] += t1 - t0
+        seconds["plain"] += t2 - t1
+    return batches * batch / seconds["reference"], batches * batch / seconds["plain"]
+
+
 def time_fit(inputs: int, batch: int, batches: int, repeats: int) -> tuple[list[float], float]:
     import warnings
 
@@ -287,6 +312,9 @@ def peak_resident_mb() -> float:
 
 def worker(method: str, inputs: int, batch: int, batches: int, repeats: int) -> dict:
     extra: dict = {}
+    if method == "pair":
+        reference, plain = time_pair(inputs, batch, batches)
+        return {"reference": reference, "plain": plain}
     if method == "plain":
         rates = time_plain(inputs, batch, batches, repeats)
     elif method == "reference":
@@ -340,6 +368,17 @@ def profile(inputs: int = 64) -> None:
     stats.sort_stats("tottime").print_stats(15)
 
 
+def launch(method: str, inputs: int, batch: int, batches: int, threads: int) -> dict:
+    """Run one worker process (one timed run of ``batches`` batches) and return its figures."""
+    command = [sys.executable, os.path.abspath(__file__), "--worker", method, str(inputs)]
+    command += [str(batch), "--batches", str(batches), "--repeats", "1", "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(f"worker {method} {inputs} {batch} failed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 timed batch per run (smoke run)")
@@ -381,42 +420,27 @@ def main() -> None:
             # about 128 samples per timed run (at least 4 batches): long enough to even out
             # the jitter of small operations on a shared 2-core machine
             batches = 1 if args.quick else max(4, 128 // batch)
-            # Rounds interleave the methods (reference, plain, fit, reference, ...), one
-            # process and one timed run each, so a slow spell of the machine hits every method
-            # alike; the figure is the median over rounds.
+            # Each round times the reference and the plain loop in one process, batch by batch
+            # in turn (so both see the same machine), and Trainer.fit in the next process; the
+            # figures are medians over rounds. Peak memory comes from one short run of each
+            # method in a process of its own.
             runs: dict[str, list[dict]] = {method: [] for method in METHODS}
+
             for _ in range(args.repeats):
-                for method in METHODS:
-                    command = [
-                        sys.executable,
-                        os.path.abspath(__file__),
-                        "--worker",
-                        method,
-                        str(inputs),
-                        str(batch),
-                        "--batches",
-                        str(batches),
-                        "--repeats",
-                        "1",
-                        "--threads",
-                        str(args.threads),
-                    ]
-                    done = subprocess.run(command, capture_output=True, text=True, check=False)
-                    if done.returncode != 0:
-                        print(done.stderr[-2000:], file=sys.stderr)
-                        raise SystemExit(f"worker {method} {inputs} {batch} failed")
-                    runs[method].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                pair = launch("pair", inputs, batch, batches, args.threads)
+                runs["reference"].append({"sps": pair["reference"]})
+                runs["plain"].append({"sps": pair["plain"]})
+                runs["fit"].append(launch("fit", inputs, batch, batches, args.threads))
             row = {}
             for method, results_of in runs.items():
                 row[method] = {
                     "sps": statistics.median(r["sps"] for r in results_of),
                     "runs": [r["sps"] for r in results_of],
-                    "peak_mb": max(r["peak_mb"] for r in results_of),
                 }
-                if method == "fit":
-                    row[method]["fit_setup_s"] = statistics.median(
-                        r["fit_setup_s"] for r in results_of
-                    )
+            for method in ("reference", "plain"):
+                row[method]["peak_mb"] = launch(method, inputs, batch, 1, args.threads)["peak_mb"]
+            row["fit"]["peak_mb"] = max(r["peak_mb"] for r in runs["fit"])
+            row["fit"]["fit_setup_s"] = statistics.median(r["fit_setup_s"] for r in runs["fit"])
             results[(inputs, batch)] = row
             ref, plain, fit = (row[m]["sps"] for m in ("reference", "plain", "fit"))
             peaks = "/".join(f"{row[m]['peak_mb']:.0f}" for m in ("reference", "plain", "fit"))
