@@ -3,7 +3,8 @@
 Fits Diehl & Cook on the digits for ``--samples`` training samples (default 20,000: several
 epochs of the 1,257-sample training split) and prints, after the first training batch and after
 the last: the process's resident memory, and the bytes of every tensor held by the trainers'
-monitors and by the network's updaters.
+monitors (their state and the latest ``Layer.run`` window they keep) and by the network's
+updaters.
 
     python benchmarks/memory.py [--samples N] [--steps T] [--batch-size B]
 """
@@ -31,14 +32,35 @@ def resident_mb() -> float:
     return float("nan")
 
 
+def window_tensors(reducer: torch.nn.Module) -> list[torch.Tensor]:
+    """Tensors a reducer keeps outside its buffers: the latest window of a ``Layer.run``
+    (``recent()``, or what it is computed from on first use, and ``window_start()``)."""
+    found = []
+    for value in reducer.__dict__.values():
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif callable(value) and getattr(value, "__closure__", None):
+            found += [c.cell_contents for c in value.__closure__ if _tensor_cell(c)]
+    return found
+
+
+def _tensor_cell(cell: object) -> bool:
+    try:
+        return isinstance(cell.cell_contents, torch.Tensor)
+    except ValueError:  # an empty cell
+        return False
+
+
 def held_bytes(pl_module: L.LightningModule) -> tuple[int, int]:
-    """Bytes of the tensors held by the trainers' monitors and by the updaters."""
-    monitors = sum(
-        t.numel() * t.element_size()
+    """Bytes of the tensors held by the trainers' monitors (buffers and the latest window) and
+    by the updaters."""
+    held = {
+        id(t): t
         for trainer in cell_trainers(pl_module)
         for monitor in trainer.monitors
-        for t in monitor.buffers()
-    )
+        for t in [*monitor.buffers(), *window_tensors(monitor.reducer)]
+    }
+    monitors = sum(t.numel() * t.element_size() for t in held.values())
     updaters = sum(
         t.numel() * t.element_size()
         for updater in distinct_updaters(pl_module)
