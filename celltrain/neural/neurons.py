@@ -16,6 +16,7 @@ from torch import nn
 
 from celltrain.neural.checks import batched, finite, non_negative, positive, reduction_of, shape_of
 from celltrain.neural.gradient import gradient_free
+from celltrain.neural.spikes import spike_values
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.updater import Updater
 
@@ -292,8 +293,7 @@ class ALIF(LIF):
         state = self._buffers
         previous = state["adaptation"]
         c = self.constants(current)
-        spike_values = spike.view(torch.uint8) if spike.numel() >= 1024 else spike  # see spikes_as
-        adaptation = previous.mul(c.theta_decay).add_(spike_values, alpha=self.theta_plus)
+        adaptation = previous.mul(c.theta_decay).add_(spike_values(spike), alpha=self.theta_plus)
         state["adaptation"] = adaptation
         if self.training:
             window = self._window
