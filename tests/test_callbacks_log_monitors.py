@@ -90,7 +90,7 @@ def tensorboard_run(tmp_path_factory):
 def test_all_tags_are_written(tensorboard_run):
     events, _, _ = tensorboard_run
     tags = events.Tags()
-    assert {"monitor/rate/exc", "monitor/rate/inh", "rate/exc_step"} <= set(tags["scalars"])
+    assert {"monitor/rate/exc", "monitor/rate/inh", "rate/exc", "rate/inh"} <= set(tags["scalars"])
     assert {
         "weight/input_exc",
         "weight/exc_inh",
@@ -108,13 +108,16 @@ def test_all_tags_are_written(tensorboard_run):
 def test_rates_are_the_batch_firing_rates_in_hz(tensorboard_run):
     events, probe, _ = tensorboard_run
     logged = {e.step: e.value for e in events.Scalars("monitor/rate/exc")}
-    module = [e.value for e in events.Scalars("rate/exc_step")]  # SpikingModule's own log
     for step, value in logged.items():
         spikes = probe.by_step[step]["spikes"]
         expected = float(spikes.float().mean()) / (1.0 / 1000.0)  # per step of dt = 1 ms
         assert value == pytest.approx(expected, rel=1e-5)
-        assert value == pytest.approx(module[step - 1], rel=1e-5)
     assert max(logged.values()) > 0
+    # SpikingModule's own epoch rate: every spike of the epoch over its neuron-seconds
+    (epoch,) = events.Scalars("rate/exc")
+    every = torch.cat([probe.by_step[step]["spikes"] for step in sorted(probe.by_step)], 1)
+    assert every.shape == (STEPS, BATCHES * BATCH_SIZE, NEURONS)
+    assert epoch.value == pytest.approx(float(every.float().mean()) * 1000.0, rel=1e-5)
 
 
 def test_histograms_hold_the_current_state(tensorboard_run):

@@ -129,3 +129,14 @@ def test_the_checkpoint_holds_what_all_ranks_learned(two_process_run, one_proces
     for key in keys:
         torch.testing.assert_close(two[key], single[key], atol=1e-5, rtol=0, msg=key)
     assert float(two["readout.class_samples"].sum()) == 2 * BATCH_SIZE * BATCHES
+
+
+def test_every_rank_logs_the_epoch_rate_of_the_union(two_process_run, one_process_run):
+    single = load(one_process_run / "rank0_rates.pt")
+    assert set(single) == {"rate/exc", "rate/inh"}
+    assert float(single["rate/exc"]) > 0
+    for rank in (0, 1):
+        rates = load(two_process_run / f"rank{rank}_rates.pt")
+        assert set(rates) == set(single)
+        for key, value in single.items():
+            assert float(rates[key]) == pytest.approx(float(value), rel=1e-6), (rank, key)

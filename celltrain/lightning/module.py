@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 import lightning as L
 from celltrain.learn import CellTrainer, RateReadout
+from celltrain.lightning.rates import FiringRate
 from celltrain.neural import Encoder, Layer
 from celltrain.neural.checks import positive
 
@@ -42,12 +43,15 @@ class SpikingModule(L.LightningModule):
     ``encoder(x * max_rate, index, epoch)`` for ``encoder.steps`` time steps calling every
     trainer after each step (or, when every trainer learns windows, all steps in one
     ``network.run`` and each trainer once: see :meth:`runs_windows`), feed the output
-    population's spike counts to the readout, and log
-    every population's mean firing rate (Hz) as ``rate/<name>`` (with several processes the
-    readout is fed the counts of all ranks' batches, so it is identical on every rank and in
-    rank 0's checkpoints). Learning rules only add pending
-    updates; the :class:`~celltrain.callbacks.ApplyUpdates` callback applies them. Validation and
-    test run the same simulation without learning (epoch 0's spike trains, so every evaluation
+    population's spike counts to the readout, and add every population's counts to its
+    :class:`~celltrain.lightning.rates.FiringRate` metric (``rates[name]``). With several
+    processes the readout is fed the counts of all ranks' batches, so it is identical on every
+    rank and in rank 0's checkpoints. At the end of each training epoch the mean firing rate
+    (Hz) of every population over the epoch's samples (of all ranks) is logged as
+    ``rate/<name>``; per-batch rates are logged by :class:`~celltrain.callbacks.LogMonitors`
+    (``monitor/rate/<name>``). Learning rules only add pending updates; the
+    :class:`~celltrain.callbacks.ApplyUpdates` callback applies them. Validation and test run the
+    same simulation without learning (epoch 0's spike trains, so every evaluation
     sees the same input) and log ``val/accuracy`` / ``test/accuracy`` (torchmetrics) from the
     readout's predictions; ``predict_step`` returns the predicted classes ``(B,)``.
 
@@ -113,6 +117,7 @@ class SpikingModule(L.LightningModule):
         self.reset_readout_each_epoch = reset_readout_each_epoch
         self.readout = RateReadout(neurons[output].size, num_classes)
         self.readout.sync_on_compute = False  # training_step keeps it identical on all ranks
+        self.rates = nn.ModuleDict({name: FiringRate() for name in neurons})
         self.val_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.test_accuracy = MulticlassAccuracy(num_classes, average="micro")
         self._assignment: torch.Tensor | None = None
@@ -200,10 +205,6 @@ class SpikingModule(L.LightningModule):
                 counts[name] = counts[name] + spike if name in counts else spike.to(torch.int32)
         return counts
 
-    def _rates(self, counts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        seconds = self.encoder.steps * self.network.dt / 1000.0
-        return {name: c.float().mean() / seconds for name, c in counts.items()}
-
     # Lightning hooks ------------------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return StepCounter()
@@ -218,6 +219,17 @@ class SpikingModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         if self.reset_readout_each_epoch:
             self.readout.reset()
+        for rate in self.rates.values():
+            rate.reset()
+
+    def on_train_epoch_end(self) -> None:
+        # Once per epoch rather than self.log(..., on_epoch=True) at every batch: each self.log
+        # call costs Lightning about 0.5 ms (it moves and deep-copies its record of the value),
+        # which at batch size 1 was a tenth of the whole batch. Lightning calls compute(), which
+        # sums the states over ranks, so every rank logs the same rate.
+        for name, rate in self.rates.items():
+            if rate.update_count:
+                self.log(f"rate/{name}", rate, on_step=False, on_epoch=True)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x, y, index = self.unpack(batch, batch_idx)
@@ -230,8 +242,10 @@ class SpikingModule(L.LightningModule):
             labels = self.all_gather(labels).flatten(0, 1)
         self.readout.update(output, labels)
         self.optimizers().step()
-        rates = {f"rate/{name}": rate for name, rate in self._rates(counts).items()}
-        self.log_dict(rates, on_step=True, on_epoch=True, batch_size=x.shape[0])
+        seconds = self.encoder.steps * self.network.dt / 1000.0
+        for name, rate in self.rates.items():
+            if name in counts:
+                rate.update(counts[name], seconds)
 
     def _evaluate(self, batch: Any, batch_idx: int, metric: MulticlassAccuracy, key: str) -> None:
         x, y, index = self.unpack(batch, batch_idx)

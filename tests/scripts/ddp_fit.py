@@ -5,7 +5,8 @@ Run as a script (Lightning's popen launcher re-runs it for every rank > 0)::
     python ddp_fit.py OUT_DIR --devices 2 --strategy ddp_local --batch-size 4 --batches 3
 
 Each rank writes ``OUT_DIR/rank{R}_batch{I}.pt`` (the learned state after training batch
-``I``, once the updates are applied) and rank 0 writes ``OUT_DIR/final.ckpt``.
+``I``, once the updates are applied) and ``OUT_DIR/rank{R}_rates.pt`` (the epoch rates it
+logged); rank 0 writes ``OUT_DIR/final.ckpt``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def run(out: Path, devices: int, strategy: str, batch_size: int, batches: int) -
         callbacks=[ApplyUpdates(), SaveLearnedState(out)],
     )
     trainer.fit(model, data)
+    rates = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("rate/")}
+    torch.save(rates, out / f"rank{trainer.global_rank}_rates.pt")
     trainer.save_checkpoint(out / "final.ckpt")
 
 
