@@ -233,7 +233,50 @@ def test_run_in_eval_mode_leaves_theta_alone(float64):
     exc = window.neurons["exc"]
     assert exc.adaptation.any()  # the threshold adapted within the sample...
     assert not exc.updater.theta.pos.any() and not exc.updater.theta.neg.any()  # ...not learned
-    assert exc._window is None
+    assert exc._window_start is None
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(("seed", "batch"), [(6, 1), (7, 12)])
+def test_run_learns_theta_as_per_step_calls_do(float64, reduction, seed, batch):
+    window, loop = diehl_cook(seed), diehl_cook(seed)
+    theta = torch.rand(20, generator=torch.Generator().manual_seed(seed)) * 3.0
+    for layer in (window, loop):
+        layer.neurons["exc"].batch_reduction = reduction
+        with torch.no_grad():
+            layer.neurons["exc"].theta.copy_(theta)  # decays between spikes
+    x = input_spikes(seed, 80, batch, (30,), rate=0.4)
+    assert_spikes_equal(window.run(input=x), stepwise(loop, input=x))
+    assert loop.neurons["exc"].updater.theta.pos.any()
+    assert loop.neurons["exc"].updater.theta.neg.any()
+    assert_layers_match(window, loop)
+
+
+def test_run_stopped_by_an_error_learns_theta_from_the_steps_taken(float64):
+    """An error in step 7 (in the inhibitory population, stepped after the excitatory one):
+    the excitatory ALIF took 8 steps, and learns exactly what 8 per-step calls learn."""
+    window, loop = diehl_cook(5), diehl_cook(5)
+    x = input_spikes(5, 30, 4, (30,))
+    inh = window.neurons["inh"]
+    taken = []
+    original = inh.advance
+
+    def advance(current):
+        if len(taken) == 7:
+            raise RuntimeError("stop")
+        taken.append(1)
+        return original(current)
+
+    inh.advance = advance
+    with pytest.raises(RuntimeError, match="stop"):
+        window.run(input=x)
+    stepwise(loop, input=x[:8])
+    exc, want = window.neurons["exc"], loop.neurons["exc"]
+    assert want.updater.theta.pos.any()
+    assert exc._window_start is None
+    torch.testing.assert_close(exc.adaptation, want.adaptation, **TOL)
+    torch.testing.assert_close(exc.updater.theta.pos, want.updater.theta.pos, **TOL)
+    torch.testing.assert_close(exc.updater.theta.neg, want.updater.theta.neg, **TOL)
 
 
 @pytest.mark.parametrize("splits", [(17,), (1, 30), (10, 11, 12)])

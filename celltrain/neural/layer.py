@@ -246,6 +246,7 @@ class Layer(nn.Module):
         per_step = [(path, o, leaf, []) for path, (o, leaf) in captured.items() if o is not None]
         for component in (*self.neurons.values(), *self.connections.values()):
             component.begin_window()
+        out: dict[str, torch.Tensor] = {}
         try:
             for start in range(0, steps, chunk):
                 driven: dict[str, torch.Tensor] = {}
@@ -266,10 +267,15 @@ class Layer(nn.Module):
                         )
                     for _, owner, leaf, values in per_step:
                         values.append(getattr(owner, leaf))
+            out = {name: torch.stack(values) for name, values in spikes_out.items()}
         finally:
-            for component in (*self.neurons.values(), *self.connections.values()):
-                component.end_window()
-        out = {name: torch.stack(values) for name, values in spikes_out.items()}
+            for name, neuron in neurons:  # after an error: the steps that were taken
+                taken = out.get(name)
+                if taken is None and spikes_out[name]:
+                    taken = torch.stack(spikes_out[name])
+                neuron.end_window(taken)
+            for connection in self.connections.values():
+                connection.end_window()
         windows: dict[str, torch.Tensor] = {}
         for path, _, _, values in per_step:
             if not all(isinstance(v, torch.Tensor) for v in values):

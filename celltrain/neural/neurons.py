@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from celltrain.neural.checks import batched, finite, non_negative, positive, reduction_of, shape_of
+from celltrain.neural.filters import exponential_filter
 from celltrain.neural.gradient import gradient_free
 from celltrain.neural.spikes import spike_values
 from celltrain.neural.stepped import Stepped
@@ -94,8 +95,14 @@ class Neuron(Stepped):
         steps; a neuron that learns per step (e.g. :class:`ALIF`) may defer that work to
         :meth:`end_window`. Nothing by default."""
 
-    def end_window(self) -> None:
-        """Called by :meth:`~celltrain.neural.Layer.run` after the window's last step."""
+    def end_window(self, spikes: torch.Tensor | None) -> None:
+        """Called by :meth:`~celltrain.neural.Layer.run` after the window's last step.
+
+        Args:
+            spikes: this population's spikes at every step of the window, ``(T, B, *shape)``
+                bool (only the steps taken, if the window stopped at an error), or None when
+                no step was taken. Nothing by default.
+        """
 
     def held(self) -> torch.Tensor:
         """Which neurons are refractory during this step (bool ``(B, *shape)``).
@@ -270,8 +277,9 @@ class ALIF(LIF):
         self.theta = nn.Parameter(torch.zeros(self.shape), requires_grad=False)
         self.register_state("adaptation", torch.get_default_dtype())
         self.updater = Updater(self, ["theta"])
-        self._window: list[torch.Tensor] | None = None  # adaptations of a Layer.run window
-        self._window_whole = True  # whether _window holds whole batches or their reductions
+        # batch-reduced adaptation when a Layer.run window began (None outside a window or when
+        # not learning): the window's theta change is learned from it at end_window
+        self._window_start: torch.Tensor | None = None
 
     def rest_state(self, batch: int) -> None:
         super().rest_state(batch)
@@ -295,39 +303,42 @@ class ALIF(LIF):
         c = self.constants(current)
         adaptation = previous.mul(c.theta_decay).add_(spike_values(spike), alpha=self.theta_plus)
         state["adaptation"] = adaptation
-        if self.training:
-            window = self._window
-            if window is not None:  # learned at end_window, in one go
-                window.append(adaptation if self._window_whole else self._reduce(adaptation))
-            else:
-                change = adaptation - previous
-                change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
-                self.updater.theta.add(
-                    change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
-                )
+        if self.training and self._window_start is None:  # in a window: at end_window
+            change = adaptation - previous
+            change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
+            self.updater.theta.add(
+                change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
+            )
         return spike
 
-    def _reduce(self, adaptation: torch.Tensor) -> torch.Tensor:
-        return adaptation.mean(0) if self.batch_reduction == "mean" else adaptation.sum(0)
-
     def begin_window(self) -> None:
-        """In training mode, keep each step's adaptation (reduced over the batch at once for
-        larger batches: the change of the reduction is the reduction of the changes) to learn
-        from them at the end."""
-        adaptation = self.adaptation
-        whole = adaptation.shape[0] < 8  # one stack at the end is cheaper for small batches
-        self.__dict__["_window_whole"] = whole
-        start = adaptation if whole else self._reduce(adaptation)
-        self.__dict__["_window"] = [start] if self.training else None
+        """In training mode, note the batch-reduced adaptation the window starts from; the
+        window's threshold learning is then added once, at :meth:`end_window`."""
+        if self.training:
+            adaptation = self.adaptation
+            reduced = adaptation.mean(0) if self.batch_reduction == "mean" else adaptation.sum(0)
+            self.__dict__["_window_start"] = reduced
+        else:
+            self.__dict__["_window_start"] = None
 
-    def end_window(self) -> None:
-        """Add the window's adaptation changes to the updater (as per-step adds would)."""
-        window, self.__dict__["_window"] = self._window, None
-        if window is None or len(window) < 2:
+    def end_window(self, spikes: torch.Tensor | None) -> None:
+        """Add the window's adaptation changes to the updater, as per-step adds would.
+
+        The adaptation is linear in the spikes, so its batch reduction follows the same
+        recurrence as each sample's: ``A[t] = decay * A[t-1] + theta_plus * reduce_b s[t]``.
+        It is recomputed here from the window's spikes with one
+        :func:`~celltrain.neural.filters.exponential_filter` (instead of reducing the batch at
+        every step), and its per-step changes are split into increases and decreases.
+        """
+        start, self.__dict__["_window_start"] = self._window_start, None
+        if start is None or spikes is None or spikes.shape[0] == 0:
             return
-        change = torch.stack(window).diff(dim=0)  # (T, B, *shape) or already reduced
-        if self._window_whole:
-            change = change.mean(1) if self.batch_reduction == "mean" else change.sum(1)
+        counts = spike_values(spikes).to(start.dtype)
+        drive = counts.mean(1) if self.batch_reduction == "mean" else counts.sum(1)
+        drive.mul_(self.theta_plus)  # (T, *shape)
+        decay = math.exp(-self.dt / self.tau_theta)
+        reduced = exponential_filter(drive, decay, initial=start)
+        change = torch.diff(reduced, dim=0, prepend=start.unsqueeze(0))
         self.updater.theta.add(
             change.clamp_min(0.0).sum(0),
             (-change).clamp_min(0.0).sum(0),
