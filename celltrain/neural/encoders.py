@@ -115,15 +115,18 @@ class PoissonEncoder(Encoder):
 
     def encode(self, rates: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:
         probability = rates * (self.dt / 1000.0)
-        generator = torch.Generator(device=rates.device)
+        device = rates.device
+        generator = torch.Generator(device=device)
         noise = torch.empty(
-            (rates.shape[0], self.steps, *rates.shape[1:]), dtype=rates.dtype, device=rates.device
+            (rates.shape[0], self.steps, *rates.shape[1:]), dtype=rates.dtype, device=device
         )
         for row, sample in enumerate(index.tolist()):
             generator.manual_seed(_mix(self.seed, sample, epoch))
             noise[row].uniform_(generator=generator)
-        # time-major and contiguous: Layer.run and the monitors read whole steps at once
-        return (noise < probability.unsqueeze(1)).transpose(0, 1).contiguous()
+        # time-major and contiguous (Layer.run and the monitors read whole steps at once),
+        # compared straight into that layout
+        spikes = torch.empty((self.steps, *rates.shape), dtype=torch.bool, device=device)
+        return torch.lt(noise.transpose(0, 1), probability.unsqueeze(0), out=spikes)
 
 
 class RegularEncoder(Encoder):
