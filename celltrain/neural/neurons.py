@@ -181,14 +181,12 @@ class LIF(Neuron):
         return cached
 
     def _constant_values(self) -> dict[str, float]:
-        decay = math.exp(-self.dt / self.tau_membrane)
-        drive = self.resistance * (1.0 - decay)
         return {
             "dt": self.dt,
             "held_above": 1e-3 * self.dt,  # see held()
-            "decay_per_drive": decay / drive,
-            "drive": drive,
-            "rest_term": (1.0 - decay) * self.rest_voltage,
+            "decay": math.exp(-self.dt / self.tau_membrane),
+            "rest": self.rest_voltage,
+            "resistance": self.resistance,
             "reset": self.reset_voltage,
             "threshold": self.threshold_voltage,
             "refractory_period": self.refractory_period,
@@ -202,9 +200,10 @@ class LIF(Neuron):
         return self._integrate(current, self.constants(current))
 
     def _integrate(self, current: torch.Tensor, c: _Constants) -> torch.Tensor:
-        # three operations: drive * (I + (decay / drive) v) + (1 - decay) rest
-        voltage = torch.add(current, self._buffers["voltage"], alpha=c.decay_per_drive_number)
-        return voltage.mul_(c.drive).add_(c.rest_term)
+        # two operations: the voltage the current holds the neuron at, rest + R I, moved
+        # towards v by decay: (rest + R I) + decay (v - (rest + R I))
+        target = torch.add(c.rest, current, alpha=c.resistance_number)
+        return target.lerp_(self._buffers["voltage"], c.decay_number)
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         # Written for few tensor operations and little Python (each operation costs
@@ -333,15 +332,18 @@ class ALIF(LIF):
         start, self.__dict__["_window_start"] = self._window_start, None
         if start is None or spikes is None or spikes.shape[0] == 0:
             return
-        counts = spike_values(spikes).to(start.dtype)
+        # in float64: with a slow decay (tau_theta ~ 1e7 ms) a step's decrease is about 1e-7
+        # of the adaptation, float32's rounding step; the result is (T, *shape), small
+        counts = spike_values(spikes).to(torch.float64)
         drive = counts.mean(1) if self.batch_reduction == "mean" else counts.sum(1)
         drive.mul_(self.theta_plus)  # (T, *shape)
         decay = math.exp(-self.dt / self.tau_theta)
-        reduced = exponential_filter(drive, decay, initial=start)
-        change = torch.diff(reduced, dim=0, prepend=start.unsqueeze(0))
+        begin = start.to(torch.float64)
+        reduced = exponential_filter(drive, decay, initial=begin)
+        change = torch.diff(reduced, dim=0, prepend=begin.unsqueeze(0))
         self.updater.theta.add(
-            change.clamp_min(0.0).sum(0),
-            (-change).clamp_min(0.0).sum(0),
+            change.clamp_min(0.0).sum(0).to(start.dtype),
+            (-change).clamp_min(0.0).sum(0).to(start.dtype),
             reduction=self.batch_reduction,
         )
 
