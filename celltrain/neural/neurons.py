@@ -303,22 +303,21 @@ class ALIF(LIF):
         adaptation = previous.mul(c.theta_decay).add_(spike_values(spike), alpha=self.theta_plus)
         state["adaptation"] = adaptation
         if self.training and self._window_start is None:  # in a window: at end_window
-            change = adaptation - previous
-            change = change.mean(0) if self.batch_reduction == "mean" else change.sum(0)
+            change = self._reduce(adaptation - previous, 0)
             self.updater.theta.add(
                 change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
             )
         return spike
 
+    def _reduce(self, values: torch.Tensor, batch_dim: int) -> torch.Tensor:
+        """``values`` reduced over the batch dimension by ``batch_reduction``."""
+        return values.mean(batch_dim) if self.batch_reduction == "mean" else values.sum(batch_dim)
+
     def begin_window(self) -> None:
         """In training mode, note the batch-reduced adaptation the window starts from; the
         window's threshold learning is then added once, at :meth:`end_window`."""
-        if self.training:
-            adaptation = self.adaptation
-            reduced = adaptation.mean(0) if self.batch_reduction == "mean" else adaptation.sum(0)
-            self.__dict__["_window_start"] = reduced
-        else:
-            self.__dict__["_window_start"] = None
+        start = self._reduce(self.adaptation, 0) if self.training else None
+        self.__dict__["_window_start"] = start
 
     def end_window(self, spikes: torch.Tensor | None) -> None:
         """Add the window's adaptation changes to the updater, as per-step adds would.
@@ -335,8 +334,7 @@ class ALIF(LIF):
         # in float64: with a slow decay (tau_theta ~ 1e7 ms) a step's decrease is about 1e-7
         # of the adaptation, float32's rounding step; the result is (T, *shape), small
         counts = spike_values(spikes).to(torch.float64)
-        drive = counts.mean(1) if self.batch_reduction == "mean" else counts.sum(1)
-        drive.mul_(self.theta_plus)  # (T, *shape)
+        drive = self._reduce(counts, 1).mul_(self.theta_plus)  # (T, *shape)
         decay = math.exp(-self.dt / self.tau_theta)
         begin = start.to(torch.float64)
         reduced = exponential_filter(drive, decay, initial=begin)
