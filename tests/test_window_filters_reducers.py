@@ -16,15 +16,6 @@ from celltrain.neural.filters import decay_powers, exponential_filter
 from celltrain.observe import EMA, Count, History, Latest, Mean, Monitor, Sum, TimeSince, Trace
 
 
-@pytest.fixture
-def float64():
-    """Default dtype float64 for the test (state built from bool / int observations)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 # ---- exponential_filter / decay_powers ---------------------------------------------------------
 def loop_filter(x, decay, initial=None, reverse=False):
     """``y[t] = decay * y[t-1] + x[t]`` (or backwards) written out step by step."""

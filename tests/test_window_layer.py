@@ -27,16 +27,6 @@ from celltrain.observe import EMA, Count, History, Latest, Mean, Monitor, Sum, T
 TOL = {"rtol": 1e-10, "atol": 1e-10}
 
 
-@pytest.fixture
-def float64():
-    """Default dtype float64, so that no threshold comparison flips from rounding between the
-    window and the per-step path."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 # ---- helpers -----------------------------------------------------------------------------------
 def diehl_cook(seed, inputs=30, neurons=20):
     torch.manual_seed(seed)

@@ -23,14 +23,6 @@ TOL = {"rtol": 1e-9, "atol": 1e-12}
 
 
 @pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-@pytest.fixture
 def closed_form_calls(monkeypatch):
     """Count the calls of the closed-form ``window_pairs``."""
     calls = []
