@@ -120,11 +120,12 @@ class Reference:
             # excitatory (ALIF)
             held = re > 1e-3
             v = torch.where(held, ve, (ve + 65.0).mul_(self.de).add_(current_e).sub_(65.0))
+            adapt = adapt.mul_(self.dtheta)  # the threshold decays before the comparison
             fire_e = (v >= adapt - 52.0) & ~held
             ve = v.masked_fill_(fire_e, -60.0)
             re = (re - DT).clamp_min_(0.0).masked_fill_(fire_e, 5.0)
             new_se = fire_e.float()
-            adapt = adapt.mul_(self.dtheta).add_(new_se, alpha=0.05)
+            adapt = adapt.add_(new_se, alpha=0.05)
             # inhibitory (LIF), driven by the previous step's excitatory spikes
             held = ri > 1e-3
             v = torch.where(held, vi, (vi + 60.0).mul_(self.di).add_(se, alpha=22.5).sub_(60.0))

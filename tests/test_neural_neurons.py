@@ -168,16 +168,19 @@ def test_lif_dt_change_changes_decay():
 
 
 def classic_alif(current, *, steps, dt, theta0, theta_plus, tau_theta, tau, rest, reset, thr, r):
-    """The classic per-spike rule for one sample, in float64: theta itself adapts."""
+    """The classic per-spike rule for one sample, in float64: theta itself adapts. Within a
+    step theta decays first and the voltage is compared with the decayed theta (Diehl & Cook's
+    code, Brian2, BindsNET)."""
     v = torch.full_like(theta0, rest)
     theta = theta0.clone()
     spikes = []
     for _ in range(steps):
         decay = math.exp(-dt / tau)
         v = rest + (v - rest) * decay + r * (1 - decay) * current
+        theta = theta * math.exp(-dt / tau_theta)
         s = v >= thr + theta
         v = torch.where(s, torch.full_like(v, reset), v)
-        theta = theta * math.exp(-dt / tau_theta) + theta_plus * s.double()
+        theta = theta + theta_plus * s.double()
         spikes.append(s)
     return theta, torch.stack(spikes)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -10,6 +9,7 @@ import torch
 from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import STDP
 from celltrain.learn.terms import add_signed
+from celltrain.neural.filters import decay_fraction, decayed
 
 
 def reward_per_sample(reward: float | torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -144,7 +144,7 @@ class MSTDPET(STDP):
             eligibility = state.eligibility
             if eligibility.shape != zeta.shape:
                 eligibility = torch.zeros_like(zeta)
-            eligibility = eligibility * math.exp(-dt / state.tau_eligibility)
+            eligibility = decayed(eligibility, decay_fraction(dt, state.tau_eligibility))
             state.eligibility = eligibility + zeta / state.tau_eligibility
             weighted = state.eligibility * scale.view((-1,) + (1,) * (zeta.dim() - 1))
             change = weighted.sum(0)

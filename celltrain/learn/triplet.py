@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -11,6 +10,7 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import POST, PRE
 from celltrain.learn.terms import add_scaled
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
+from celltrain.neural.filters import decay_fraction, decayed
 from celltrain.observe import Latest, Monitor, Trace
 
 
@@ -120,4 +120,4 @@ def _before(previous: torch.Tensor, now: torch.Tensor, dt: float, tau: float) ->
     """The trace just before this step's spike: last step's value decayed by one step."""
     if previous.shape != now.shape:
         return torch.zeros_like(now)
-    return previous * math.exp(-dt / tau)
+    return decayed(previous, decay_fraction(dt, tau))

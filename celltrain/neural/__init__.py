@@ -10,7 +10,7 @@ from celltrain.neural.hooks import Clamp, Normalize
 from celltrain.neural.layer import Cell, Layer
 from celltrain.neural.neurons import ALIF, LIF, Izhikevich, Neuron
 from celltrain.neural.stepped import Stepped
-from celltrain.neural.synapses import DeltaCurrent, ExponentialCurrent, Synapse
+from celltrain.neural.synapses import DeltaCurrent, ExponentialCurrent, Synapse, VoltageJump
 from celltrain.neural.updater import ParameterUpdate, Updater
 
 __all__ = [
@@ -41,4 +41,5 @@ __all__ = [
     "Synapse",
     "Unbounded",
     "Updater",
+    "VoltageJump",
 ]

@@ -16,6 +16,56 @@ import torch
 # exp(30) ~ 1e13: scaled terms stay far from float32 overflow (3e38) for any realistic input
 _MAX_EXPONENT = 30.0
 
+#: Per-step decay fractions below this are too slow for float32 state: a step's decrease is then
+#: a few units in the last place of the value, so rounding it at every step biases the decay rate
+#: (``exp(-1/1e7)`` in float32 decays as if tau were 8.4e6). Such state is held in float64.
+SLOW_FRACTION = 2.0**-14
+
+_LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def decay_fraction(dt: float, tau: float) -> float:
+    """The fraction ``1 - exp(-dt / tau)`` that a first-order decay removes per step.
+
+    Computed as ``-expm1(-dt / tau)``, accurate to float64 rounding even when it is tiny (the
+    factor ``exp(-dt / tau)`` itself rounds to the nearest float and loses its distance to 1).
+
+    Args:
+        dt: step length (ms, > 0).
+        tau: time constant (ms, > 0).
+    """
+    return -math.expm1(-dt / tau)
+
+
+def decayed(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """``x`` after one step of decay, ``x - fraction * x`` (a new tensor of ``x``'s dtype).
+
+    Subtracting the decrease, rather than multiplying by the factor ``1 - fraction``, keeps the
+    decay rate accurate in any dtype: ``fraction`` rounds with a small relative error, whereas
+    the factor rounds with an error of its own size's last place, which for a slow decay is a
+    large part of ``fraction`` (see :data:`SLOW_FRACTION`).
+
+    Args:
+        x: the decaying state, any shape, floating point.
+        fraction: per-step decay fraction in ``[0, 1]``, from :func:`decay_fraction`.
+    """
+    return torch.add(x, x, alpha=-fraction)
+
+
+def state_dtype(dtype: torch.dtype, fraction: float) -> torch.dtype:
+    """The dtype to hold state of ``dtype`` in when it decays by ``fraction`` per step.
+
+    ``torch.float64`` for a low-precision float dtype and a decay slower than
+    :data:`SLOW_FRACTION` (e.g. the Diehl & Cook threshold, tau 1e7 ms at dt 1 ms), where even
+    :func:`decayed` would be rounded at every step to a few units in the last place;
+    ``dtype`` itself otherwise.
+
+    Args:
+        dtype: the network's floating point dtype.
+        fraction: per-step decay fraction, from :func:`decay_fraction` (or an EMA weight).
+    """
+    return torch.float64 if dtype in _LOW_PRECISION and fraction < SLOW_FRACTION else dtype
+
 
 def exponential_filter(
     x: torch.Tensor,

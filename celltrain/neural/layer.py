@@ -92,6 +92,10 @@ class Layer(nn.Module):
                 f"connection {name!r}: out_shape {connection.out_shape} does not match target "
                 f"{target!r} of shape {self.neurons[target].shape}"
             )
+        try:
+            connection.synapse.check_target(target, self.neurons[target])
+        except ValueError as error:
+            raise ValueError(f"connection {name!r}: {error}") from None
         self.connections[name] = connection
         self.wiring[name] = (source, target)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from celltrain.neural.checks import batched, finite, non_negative, positive, reduction_of, shape_of
-from celltrain.neural.filters import exponential_filter
+from celltrain.neural.filters import decay_fraction, decayed, exponential_filter, state_dtype
 from celltrain.neural.gradient import gradient_free
 from celltrain.neural.spikes import spike_values
 from celltrain.neural.stepped import Stepped
@@ -120,9 +120,15 @@ class LIF(Neuron):
 
     Sub-threshold dynamics ``tau_membrane * dv/dt = -(v - rest_voltage) + resistance * I`` are
     integrated exactly for a current held constant over each step:
-    ``v <- rest + (v - rest) * exp(-dt/tau) + resistance * I * (1 - exp(-dt/tau))``.
-    When ``v >= threshold`` the neuron spikes, ``v`` is set to ``reset_voltage`` and held there
-    (input ignored) for ``refractory_period`` ms.
+    ``v <- rest + (v - rest) * exp(-dt/tau) + resistance * I * (1 - exp(-dt/tau))``, computed
+    as ``v + k * (rest + resistance * I - v)`` with ``k = -expm1(-dt/tau)``, which keeps the
+    decay rate accurate in float32. When ``v >= threshold`` at the end of a step the neuron
+    spikes in that step, ``v`` is set to ``reset_voltage`` and held there (input ignored) for
+    ``refractory_period`` ms: ``ceil(refractory_period / dt)`` steps after the spike's step.
+
+    A current held constant over each step is exact for constant inputs; an exponentially
+    decaying synaptic current is integrated exactly with
+    ``ExponentialCurrent(tau_membrane=...)`` (see there).
 
     Args:
         shape: population shape.
@@ -162,10 +168,6 @@ class LIF(Neuron):
         """Firing threshold in mV (a tensor of shape ``(B, *shape)`` for adaptive models)."""
         return self.threshold_voltage
 
-    def _threshold(self, constants: _Constants) -> torch.Tensor:
-        """:meth:`threshold` as the step uses it (a 0-dim tensor for a fixed threshold)."""
-        return constants.threshold
-
     def constants(self, like: torch.Tensor) -> _Constants:
         """This step's constants as 0-dim tensors of ``like``'s dtype and device.
 
@@ -184,7 +186,7 @@ class LIF(Neuron):
         return {
             "dt": self.dt,
             "held_above": 1e-3 * self.dt,  # see held()
-            "decay": math.exp(-self.dt / self.tau_membrane),
+            "fraction": decay_fraction(self.dt, self.tau_membrane),
             "rest": self.rest_voltage,
             "resistance": self.resistance,
             "reset": self.reset_voltage,
@@ -193,28 +195,28 @@ class LIF(Neuron):
             "zero": 0.0,
         }
 
-    def integrate(self, current: torch.Tensor) -> torch.Tensor:
-        """Voltage after one step of sub-threshold dynamics, ignoring refractoriness (a new
-        tensor): ``decay * v + drive * I + (1 - decay) * rest`` with ``decay = exp(-dt/tau)``
-        and ``drive = resistance * (1 - decay)``."""
-        return self._integrate(current, self.constants(current))
-
     def _integrate(self, current: torch.Tensor, c: _Constants) -> torch.Tensor:
-        # two operations: the voltage the current holds the neuron at, rest + R I, moved
-        # towards v by decay: (rest + R I) + decay (v - (rest + R I))
+        # two operations: the voltage the current holds the neuron at, rest + R I, and v moved
+        # towards it by the decay fraction k: v + k (rest + R I - v), written into the first
+        # temporary
         target = torch.add(c.rest, current, alpha=c.resistance_number)
-        return target.lerp_(self._buffers["voltage"], c.decay_number)
+        return torch.lerp(self._buffers["voltage"], target, c.fraction_number, out=target)
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
+        c = self.constants(current)
+        return self._fire(current, c, c.threshold)
+
+    def _fire(self, current: torch.Tensor, c: _Constants, threshold: torch.Tensor) -> torch.Tensor:
+        """Integrate one step of ``current``, spike where the voltage reaches ``threshold``
+        (mV, broadcast to ``(B, *shape)``), reset and count down refractoriness."""
         # Written for few tensor operations and little Python (each operation costs
         # microseconds at small sizes): the temporaries are fresh, so the in-place calls modify
         # no state; state is read and written through the buffer dict directly.
-        c = self.constants(current)
         state = self._buffers
         refractory = state["refractory"]
         held = refractory > c.held_above
         voltage = self._integrate(current, c)  # held neurons' values are replaced below
-        above = torch.ge(voltage, self._threshold(c))
+        above = torch.ge(voltage, threshold)
         spike = torch.gt(above, held)  # for bools, a > b is "a and not b"
         # A held neuron sits at reset_voltage (it was set there by its spike and is not
         # integrated while held), so "spiked or held" is exactly where the voltage is reset.
@@ -242,7 +244,14 @@ class ALIF(LIF):
     The threshold of sample ``b`` is ``threshold_voltage + adaptation[b]``. At the start of a
     sample ``adaptation`` equals the learned ``theta`` (shape ``shape``, mV); during the sample it
     decays with ``tau_theta`` and grows by ``theta_plus`` at every spike of that sample, each
-    sample on its own.
+    sample on its own. Within a step the adaptation decays first, and the voltage at the end of
+    the step is compared with ``threshold_voltage`` plus the decayed adaptation (as in Diehl &
+    Cook's code, Brian2 and BindsNET); a spike then adds ``theta_plus``.
+
+    A slow adaptation (``dt / tau_theta`` below
+    :data:`~celltrain.neural.filters.SLOW_FRACTION`, e.g. the default ``tau_theta = 1e7`` ms) is
+    held in float64 in a float32 network: in float32 its per-step decrease would be rounded
+    to a few units in the last place at every step, and it would decay up to 20% too fast.
 
     The learned ``theta`` changes only through the neuron's own :attr:`updater`: while the neuron
     is in training mode, each step adds the batch-reduced change of ``adaptation`` (mean or sum
@@ -282,25 +291,24 @@ class ALIF(LIF):
 
     def rest_state(self, batch: int) -> None:
         super().rest_state(batch)
-        self.adaptation = self.theta.detach().expand(batch, *self.shape).clone()
+        dtype = state_dtype(self.voltage.dtype, decay_fraction(self.dt, self.tau_theta))
+        self.adaptation = self.theta.detach().to(dtype).expand(batch, *self.shape).clone()
 
     def threshold(self) -> torch.Tensor:
         return self.threshold_voltage + self.adaptation
 
-    def _threshold(self, constants: _Constants) -> torch.Tensor:
-        return self._buffers["adaptation"] + constants.threshold
-
     def _constant_values(self) -> dict[str, float]:
         values = super()._constant_values()
-        values["theta_decay"] = math.exp(-self.dt / self.tau_theta)
+        values["theta_fraction"] = decay_fraction(self.dt, self.tau_theta)
         return values
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        spike = super().step(current)
         state = self._buffers
         previous = state["adaptation"]
         c = self.constants(current)
-        adaptation = previous.mul(c.theta_decay).add_(spike_values(spike), alpha=self.theta_plus)
+        adaptation = decayed(previous, c.theta_fraction_number)  # decays before the threshold
+        spike = self._fire(current, c, adaptation + c.threshold_number)
+        adaptation.add_(spike_values(spike), alpha=self.theta_plus)
         state["adaptation"] = adaptation
         if self.training and self._window_start is None:  # in a window: at end_window
             change = self._reduce(adaptation - previous, 0)

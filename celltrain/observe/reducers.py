@@ -19,7 +19,10 @@ State conventions shared by every reducer:
   buffer once when it was created under inference mode and is written outside of it.
 - Floating point state takes the observation's dtype; non floating point observations (bool
   spikes, integers) give state in ``torch.get_default_dtype()``. :class:`Count` counts in
-  ``torch.int64``; :class:`Latest` and :class:`History` keep the observation's dtype.
+  ``torch.int64``; :class:`Latest` and :class:`History` keep the observation's dtype. A
+  :class:`Trace` or :class:`EMA` that decays by less than
+  :data:`~celltrain.neural.filters.SLOW_FRACTION` per step holds float32 (or lower) state in
+  float64, where a per-step decay keeps its rate.
 - Time is in milliseconds: ``dt`` is the length of the step being folded. Reducers that need it
   (:class:`Trace`, :class:`TimeSince`) raise ``ValueError`` when it is ``None``.
 - ``fold_window(observations, dt)`` folds ``T`` consecutive steps ``(T, *S)`` at once, with the
@@ -37,7 +40,13 @@ import torch
 from torch import Tensor, nn
 
 from celltrain.neural.checks import finite, positive
-from celltrain.neural.filters import decay_powers, exponential_filter
+from celltrain.neural.filters import (
+    decay_fraction,
+    decay_powers,
+    decayed,
+    exponential_filter,
+    state_dtype,
+)
 from celltrain.neural.gradient import gradient_free
 from celltrain.neural.spikes import spikes_as
 
@@ -59,11 +68,6 @@ def _float_dtype(observation: Tensor) -> torch.dtype:
     if observation.is_floating_point():
         return observation.dtype
     return torch.get_default_dtype()
-
-
-def _as_float(observation: Tensor) -> Tensor:
-    """``observation`` in the dtype of floating point state (no copy if already floating)."""
-    return observation.to(_float_dtype(observation))
 
 
 class Reducer(nn.Module):
@@ -395,15 +399,17 @@ class Trace(_EventFold):
 
     def _fold(self, value: Tensor, observation: Tensor, dt: float | None) -> Tensor:
         event = self.event(observation)
-        decayed = value * math.exp(-dt / self.tau)
+        fraction = decay_fraction(dt, self.tau)
+        value = decayed(value.to(state_dtype(value.dtype, fraction)), fraction)
         if self.mode == "nearest":
-            return torch.where(event, self.amplitude, decayed)
-        return decayed.add_(event, alpha=self.amplitude)  # decayed is a fresh temporary
+            return torch.where(event, self.amplitude, value)
+        return value.add_(event, alpha=self.amplitude)  # value is a fresh temporary
 
     def _fold_series(
         self, start: Tensor, observations: Tensor, dt: float | None
     ) -> tuple[Tensor, Any]:
         # closed forms instead of a loop: the final value now, the per-step series on demand
+        start = start.to(state_dtype(start.dtype, decay_fraction(dt, self.tau)))
         decay = math.exp(-dt / self.tau)
         events = self.event(observations)
         steps = events.shape[0]
@@ -517,7 +523,8 @@ class _Lerp(_Fold):
         raise NotImplementedError
 
     def _fold(self, value: Tensor, observation: Tensor, dt: float | None) -> Tensor:
-        return torch.lerp(value, _as_float(observation), self.weight())
+        # lerp with a small weight is value + w (observation - value): accurate in any dtype
+        return torch.lerp(value, observation.to(value.dtype), self.weight())
 
 
 class Mean(_Lerp):
@@ -534,7 +541,10 @@ class Mean(_Lerp):
 class EMA(_Lerp):
     """Exponential moving average ``x <- (1 - alpha) * x + alpha * observation``.
 
-    The first observation initialises ``x``. ``peek()`` has shape ``(*S)``, floating point.
+    The first observation initialises ``x``. ``peek()`` has shape ``(*S)``, floating point
+    (float64 for float32 observations when ``alpha`` is below
+    :data:`~celltrain.neural.filters.SLOW_FRACTION`: a float32 average would then be rounded by
+    a large part of each step's change).
 
     Args:
         alpha: weight of the newest observation, in ``(0, 1]`` (1 keeps only the latest).
@@ -554,7 +564,7 @@ class EMA(_Lerp):
         return self.alpha
 
     def _initial(self, observation: Tensor) -> Tensor:
-        return _as_float(observation)
+        return observation.to(state_dtype(_float_dtype(observation), self.alpha))
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
