@@ -147,8 +147,7 @@ class Reference:
 # ---------------------------------------------------------------------------------------------
 def plain_setup(inputs: int):  # noqa: ANN201
     from celltrain.learn import STDP
-    from celltrain.lightning.models import diehl_cook_layer
-    from celltrain.neural import PoissonEncoder
+    from celltrain.neural import PoissonEncoder, diehl_cook_layer
 
     layer = diehl_cook_layer(inputs, NEURONS, DT, weight_total=weight_total(inputs))
     stdp = STDP(lr_post=LR_POST, lr_pre=LR_PRE, tau_pre=TAU_TRACE, tau_post=TAU_TRACE)

@@ -28,8 +28,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from celltrain.learn import MSTDP, MSTDPET, STDP  # noqa: E402
-from celltrain.lightning.models import voltage_resistance  # noqa: E402
-from celltrain.neural import LIF, HardBound, Layer, Linear, PoissonEncoder  # noqa: E402
+from celltrain.neural import (  # noqa: E402
+    LIF,
+    HardBound,
+    Layer,
+    Linear,
+    PoissonEncoder,
+    voltage_resistance,  # noqa: E402
+)
 
 HERE = Path(__file__).resolve().parent
 DT = 1.0  # ms

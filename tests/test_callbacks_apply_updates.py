@@ -1,20 +1,16 @@
 """ApplyUpdates: when updates are applied, replacing the default instance, its state."""
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
+from lightning_helpers import QUIET, learned_state, quiet_trainer, tiny_model
 
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from lightning_helpers import QUIET, learned_state, quiet_trainer, tiny_model  # noqa: E402
-
-from celltrain.callbacks import ApplyUpdates, LogMonitors, MonitorMode  # noqa: E402
-from celltrain.learn import CellTrainer  # noqa: E402
-from celltrain.lightning import DigitsDataModule  # noqa: E402
-from celltrain.neural import Unbounded  # noqa: E402
+from celltrain.callbacks import ApplyUpdates, LogMonitors, MonitorMode
+from celltrain.learn import CellTrainer
+from celltrain.lightning import DigitsDataModule
+from celltrain.neural import Unbounded
 
 pytestmark = QUIET
 BATCHES = 7
@@ -118,7 +114,7 @@ def test_applying_every_three_batches_applies_the_sum_of_their_terms(tmp_path, m
     L.seed_everything(0, verbose=False)
     model = tiny_model()
     weight_update = model.network.connections["input_exc"].updater.weight
-    weight_update.hooks.clear()  # no Normalize
+    weight_update.constraints.clear()  # no Normalize
     weight_update.bound = Unbounded()
     start = model.network.connections["input_exc"].weight.detach().clone()
     trainer = quiet_trainer(

@@ -1,7 +1,6 @@
 """LogMonitors: scalars, histograms and images in TensorBoard's event files."""
 
 import io
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -9,12 +8,10 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning_helpers import QUIET, quiet_trainer, tiny_model
 
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from lightning_helpers import QUIET, quiet_trainer, tiny_model  # noqa: E402
-
-from celltrain.callbacks import LogMonitors  # noqa: E402
-from celltrain.lightning import DigitsDataModule  # noqa: E402
+from celltrain.callbacks import LogMonitors
+from celltrain.lightning import DigitsDataModule
 
 pytestmark = QUIET
 BATCHES = 3

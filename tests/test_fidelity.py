@@ -18,8 +18,8 @@ from celltrain.neural import (
     Linear,
     VoltageJump,
 )
-from celltrain.neural.filters import SLOW_FRACTION, decay_fraction, decayed, state_dtype
 from celltrain.observe import EMA, Trace
+from celltrain.utils.filters import SLOW_FRACTION, decay_fraction, decayed, state_dtype
 
 REST, RESET, THRESHOLD, TAU_M, R = -65.0, -65.0, -52.0, 20.0, 1.0
 
@@ -140,7 +140,7 @@ def test_float32_alif_theta_learned_over_a_window_matches_per_step_learning():
         else:
             for c in currents:
                 alif(c)
-        alif.updater.apply()
+        alif.updater.step()
         learned.append(alif.theta.detach().clone())
     torch.testing.assert_close(learned[0], learned[1], rtol=1e-5, atol=1e-6)
 

@@ -298,7 +298,7 @@ def test_clear_empties_monitors_and_keeps_pending_updates():
 def test_update_applies_each_updater_once_with_one_cell_under_two_names():
     layer = make_layer()
     counter = Counter()
-    layer.connections["a"].updater.weight.hooks.append(counter)
+    layer.connections["a"].updater.weight.constraints.append(counter)
     trainer = STDP(lr_post=0.01, lr_pre=0.02)
     trainer.register_cell("a", layer.cell("a"))
     trainer.register_cell("a_again", layer.cell("a"), tau_pre=5.0)
@@ -320,7 +320,7 @@ def test_update_applies_each_updater_once_with_one_cell_under_two_names():
 def test_update_with_two_trainers_applies_terms_of_both():
     layer = make_layer()
     counter = Counter()
-    layer.connections["a"].updater.weight.hooks.append(counter)
+    layer.connections["a"].updater.weight.constraints.append(counter)
     first, second = STDP(lr_post=0.01, lr_pre=0.0), STDP(lr_post=0.0, lr_pre=-0.02)
     first.register_cell("a", layer.cell("a"))
     second.register_cell("mine", layer.cell("a"))
@@ -662,7 +662,7 @@ def test_alif_theta_is_updated_by_the_same_update_call(reduction):
     alif = ALIF(3, theta_plus=theta_plus, tau_theta=tau_theta, batch_reduction=reduction)
     layer = make_layer(target=alif)
     counter = Counter()
-    alif.updater.theta.hooks.append(counter)
+    alif.updater.theta.constraints.append(counter)
     trainer = STDP(lr_post=0.01, lr_pre=-0.01)
     trainer.register_cell("a", layer.cell("a"))
     trainer.register_cell("b", layer.cell("b"))  # two cells onto the same ALIF

@@ -1,14 +1,9 @@
 """Checkpoints: resuming gives what an uninterrupted fit gives; callback state round-trips."""
 
-import sys
-from pathlib import Path
-
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from lightning_helpers import (  # noqa: E402
+from lightning_helpers import (
     QUIET,
     assert_states_close,
     learned_state,
@@ -16,8 +11,8 @@ from lightning_helpers import (  # noqa: E402
     tiny_model,
 )
 
-from celltrain.callbacks import ApplyUpdates, LogMonitors  # noqa: E402
-from celltrain.lightning import DigitsDataModule  # noqa: E402
+from celltrain.callbacks import ApplyUpdates, LogMonitors
+from celltrain.lightning import DigitsDataModule
 
 pytestmark = QUIET
 BATCHES = 4  # per epoch; with every_n_batches=3 one batch is pending at the end of epoch 1

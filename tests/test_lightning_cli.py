@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from lightning_helpers import QUIET
 
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from lightning_helpers import QUIET  # noqa: E402
-
-from celltrain.lightning.cli import main  # noqa: E402
+from celltrain.lightning.cli import main
 
 pytestmark = [
     *QUIET,

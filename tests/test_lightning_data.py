@@ -2,19 +2,16 @@
 
 import gzip
 import struct
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from lightning_helpers import QUIET, quiet_trainer, tiny_model
 
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from lightning_helpers import QUIET, quiet_trainer, tiny_model  # noqa: E402
-
-from celltrain.lightning import DigitsDataModule, IDXDataModule, read_idx  # noqa: E402
-from celltrain.lightning.data import EpochShuffleSampler, ShardedSampler  # noqa: E402
+from celltrain.lightning import DigitsDataModule, IDXDataModule, read_idx
+from celltrain.lightning.data import EpochShuffleSampler, ShardedSampler
 
 pytestmark = QUIET
 TRAIN, TEST, SIDE = 12, 5, 4

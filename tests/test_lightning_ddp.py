@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning_helpers import QUIET, assert_states_close
 
 SCRIPTS = Path(__file__).parent / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from lightning_helpers import QUIET, assert_states_close  # noqa: E402
 
 pytestmark = QUIET
 BATCH_SIZE = 4  # per process

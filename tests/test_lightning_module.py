@@ -1,30 +1,25 @@
 """SpikingModule inside a Lightning Trainer: steps, checkpoints, monitor recording, validation,
 bad input."""
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning_helpers import QUIET, learned_state, quiet_trainer, tiny_model
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from lightning_helpers import QUIET, learned_state, quiet_trainer, tiny_model  # noqa: E402
-
-from celltrain.callbacks import ApplyUpdates, LogMonitors, MonitorMode  # noqa: E402
-from celltrain.learn import STDP  # noqa: E402
-from celltrain.lightning import (  # noqa: E402
+from celltrain.callbacks import ApplyUpdates, LogMonitors, MonitorMode
+from celltrain.learn import STDP
+from celltrain.lightning import (
     DigitsDataModule,
     IndexedDataset,
     LocalDDPStrategy,
     SpikingModule,
-    diehl_cook_layer,
 )
-from celltrain.neural import PoissonEncoder  # noqa: E402
-from celltrain.observe import Count, Monitor  # noqa: E402
+from celltrain.neural import PoissonEncoder, diehl_cook_layer
+from celltrain.observe import Count, Monitor
 
 pytestmark = QUIET
 STEPS = 20

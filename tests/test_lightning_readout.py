@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from celltrain.learn import RateReadout
+from celltrain.lightning import RateReadout
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``compute`` method of metric RateReadout")
 NEURONS, CLASSES = 7, 4

@@ -234,15 +234,15 @@ def test_lateral_has_no_self_connections():
     assert current[0, 1, 2] == 0 and (current.flatten().count_nonzero() == 5)
     # updates never make the diagonal non-zero, whatever the terms
     conn.updater.weight.add(torch.full((6, 6), 3.0), None)
-    conn.updater.apply()
+    conn.updater.step()
     assert torch.equal(conn.weight.diagonal(), torch.zeros(6))
 
 
 def test_lateral_normalize_sees_no_self_weight():
     """Normalize runs on a zero diagonal, so each row sums to total afterwards."""
-    conn = Lateral(5, bound=SoftBound(0.0, 1.0), hooks=[Normalize(2.0)])
+    conn = Lateral(5, bound=SoftBound(0.0, 1.0), constraints=[Normalize(2.0)])
     conn.updater.weight.add(torch.ones(5, 5), None)  # includes the diagonal
-    conn.updater.apply()
+    conn.updater.step()
     assert torch.equal(conn.weight.diagonal(), torch.zeros(5))
     torch.testing.assert_close(conn.weight.sum(1), torch.full((5,), 2.0))
 
@@ -268,7 +268,7 @@ def test_connection_survives_deepcopy_and_pickle():
     clone = copy.deepcopy(conn)
     before = conn.weight.detach().clone()
     clone.updater.weight.add(torch.ones(2, 3), None)
-    clone.updater.apply()
+    clone.updater.step()
     assert torch.equal(conn.weight, before), "the copy's updater changed the original"
     assert not torch.equal(clone.weight, before)
     buffer = io.BytesIO()
@@ -276,7 +276,7 @@ def test_connection_survives_deepcopy_and_pickle():
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=False)
     loaded.updater.weight.add(torch.ones(2, 3), None)
-    loaded.updater.apply()
+    loaded.updater.step()
     assert torch.equal(conn.weight, before) and not torch.equal(loaded.weight, before)
 
 

@@ -268,7 +268,7 @@ def test_alif_batch1_apply_equals_classic_rule(seed):
         r=1.0,
     )
     assert ref_spikes.any()
-    alif.updater.apply()
+    alif.updater.step()
     assert not alif.updater.pending
     torch.testing.assert_close(alif.theta.detach().double(), expected, rtol=0, atol=1e-4)
     # theta survives reset(), and the next sample starts from it
@@ -295,7 +295,7 @@ def test_alif_batch_pending_update_is_reduced_adaptation_change(reduction):
     pending = alif.updater.theta.pos - alif.updater.theta.neg
     torch.testing.assert_close(pending, expected, rtol=0, atol=1e-4)
     torch.testing.assert_close(alif.theta.detach(), theta0)
-    alif.updater.apply()
+    alif.updater.step()
     torch.testing.assert_close(alif.theta.detach(), theta0 + expected, rtol=0, atol=1e-4)
 
 
@@ -307,7 +307,7 @@ def test_alif_eval_mode_adds_nothing():
     assert spikes.any() and (alif.adaptation > 0).all()
     assert not alif.updater.pending
     theta = alif.theta.detach().clone()
-    alif.updater.apply()
+    alif.updater.step()
     assert torch.equal(alif.theta.detach(), theta)
     # back in training mode it records again
     alif.train()

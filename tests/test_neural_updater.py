@@ -55,7 +55,7 @@ def test_bounds_keep_weights_inside_for_any_update_size(kind, seed, scale):
         conn = Direct(n, weight=w, bound=kind(low, high))
         for _ in range(3):
             conn.updater.weight.add(p, q)
-            conn.updater.apply()
+            conn.updater.step()
             new = conn.weight.detach()
             assert torch.isfinite(new).all()
             assert new.min() >= low and new.max() <= high, (new.min(), new.max(), low, high)
@@ -132,12 +132,12 @@ def test_clamp_hook():
 @pytest.mark.parametrize("seed", range(3))
 def test_normalize_each_target_row_sums_to_total(seed):
     g = torch.Generator().manual_seed(seed)
-    conn = Linear((3, 4), 5, hooks=[Normalize(78.0)], bound=SoftBound(0.0, 1.0))
+    conn = Linear((3, 4), 5, constraints=[Normalize(78.0)], bound=SoftBound(0.0, 1.0))
     conn.updater.weight.add(torch.rand(5, 12, generator=g), torch.rand(5, 12, generator=g))
-    conn.updater.apply()
+    conn.updater.step()
     torch.testing.assert_close(conn.weight.sum(1), torch.full((5,), 78.0))
-    conv = Conv2d((2, 6, 6), 3, 3, hooks=[Normalize(4.0)])
-    conv.updater.apply()
+    conv = Conv2d((2, 6, 6), 3, 3, constraints=[Normalize(4.0)])
+    conv.updater.step()
     torch.testing.assert_close(conv.weight.sum((1, 2, 3)), torch.full((3,), 4.0))
     # another target dimension
     param = torch.rand(4, 6, generator=g)
@@ -160,10 +160,10 @@ def test_hooks_run_in_order_after_bound():
         2,
         weight=torch.full((2, 2), 0.5),
         bound=HardBound(0.0, 1.0),
-        hooks=[lambda p: seen.append(p.clone()), Clamp(maximum=0.8)],
+        constraints=[lambda p: seen.append(p.clone()), Clamp(maximum=0.8)],
     )
     conn.updater.weight.add(torch.full((2, 2), 10.0))
-    conn.updater.apply()
+    conn.updater.step()
     assert torch.equal(seen[0], torch.ones(2, 2))  # after the bound, before the clamp
     assert torch.equal(conn.weight, torch.full((2, 2), 0.8))
 
@@ -185,7 +185,7 @@ def test_apply_adds_bounded_sum_and_clears():
     assert conn.updater.pending and conn.updater.weight.pending
     torch.testing.assert_close(conn.updater.weight.pos, total_pos)
     assert torch.equal(conn.weight, w0)  # nothing changes before apply()
-    assert conn.updater.apply() is conn.updater
+    assert conn.updater.step() is conn.updater
     torch.testing.assert_close(
         conn.weight.detach(), w0 + SoftBound(0.0, 1.0)(w0, total_pos, total_neg)
     )
@@ -193,7 +193,7 @@ def test_apply_adds_bounded_sum_and_clears():
     assert not conn.updater.weight.pos.any() and not conn.updater.weight.neg.any()
     # applying again changes nothing
     w1 = conn.weight.detach().clone()
-    conn.updater.apply()
+    conn.updater.step()
     assert torch.equal(conn.weight, w1)
 
 
@@ -203,7 +203,7 @@ def test_clear_drops_without_applying():
     conn.updater.weight.add(torch.ones(2, 3), torch.zeros(2, 3))
     conn.updater.clear()
     assert not conn.updater.pending
-    conn.updater.apply()
+    conn.updater.step()
     assert torch.equal(conn.weight, w0)
 
 

@@ -5,8 +5,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from celltrain.learn import STDP
-from celltrain.lightning.models import diehl_cook_layer
-from celltrain.neural import PoissonEncoder
+from celltrain.neural import PoissonEncoder, diehl_cook_layer
 
 
 def specialisation(weight: torch.Tensor, class_means: torch.Tensor) -> float:

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from celltrain.neural import LIF
-from celltrain.neural.filters import decay_powers, exponential_filter
 from celltrain.observe import EMA, Count, History, Latest, Mean, Monitor, Sum, TimeSince, Trace
+from celltrain.utils.filters import decay_powers, exponential_filter
 
 
 # ---- exponential_filter / decay_powers ---------------------------------------------------------

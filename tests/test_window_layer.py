@@ -10,7 +10,6 @@ import math
 import pytest
 import torch
 
-from celltrain.lightning.models import diehl_cook_layer
 from celltrain.neural import (
     ALIF,
     LIF,
@@ -21,6 +20,7 @@ from celltrain.neural import (
     Lateral,
     Layer,
     Linear,
+    diehl_cook_layer,
 )
 from celltrain.observe import EMA, Count, History, Latest, Mean, Monitor, Sum, Trace
 

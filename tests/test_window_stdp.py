@@ -15,9 +15,8 @@ from torch import nn
 import celltrain.learn.stdp as stdp_module
 from celltrain.learn import MSTDP, MSTDPET, STDP, TripletSTDP
 from celltrain.lightning import DiehlCook
-from celltrain.lightning.models import diehl_cook_layer
 from celltrain.lightning.module import SpikingModule
-from celltrain.neural import PoissonEncoder
+from celltrain.neural import PoissonEncoder, diehl_cook_layer
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 

@@ -3,7 +3,6 @@
 
 from celltrain.learn.homeostasis import Homeostasis
 from celltrain.learn.mstdp import MSTDP, MSTDPET
-from celltrain.learn.readout import RateReadout
 from celltrain.learn.stdp import STDP
 from celltrain.learn.trainer import CellState, CellTrainer, IndependentCellTrainer
 from celltrain.learn.triplet import TripletSTDP
@@ -16,6 +15,5 @@ __all__ = [
     "CellTrainer",
     "Homeostasis",
     "IndependentCellTrainer",
-    "RateReadout",
     "TripletSTDP",
 ]

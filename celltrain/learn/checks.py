@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from celltrain.neural.checks import positive, reduction_of
+from celltrain.utils.checks import positive, reduction_of
 
 TRACE_MODES = ("cumulative", "nearest")
 

@@ -10,8 +10,8 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import POST
 from celltrain.learn.terms import add_signed
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
-from celltrain.neural.checks import non_negative
 from celltrain.observe import Latest, Monitor
+from celltrain.utils.checks import non_negative
 
 
 class Homeostasis(IndependentCellTrainer):

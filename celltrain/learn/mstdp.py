@@ -9,7 +9,7 @@ import torch
 from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import STDP
 from celltrain.learn.terms import add_signed
-from celltrain.neural.filters import decay_fraction, decayed
+from celltrain.utils.filters import decay_fraction, decayed
 
 
 def reward_per_sample(reward: float | torch.Tensor, batch: int, like: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,9 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.terms import add_scaled
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
 from celltrain.neural import Connection
-from celltrain.neural.filters import decay_powers
-from celltrain.neural.spikes import spikes_as
 from celltrain.observe import Latest, Monitor, Trace
+from celltrain.utils.filters import decay_powers
+from celltrain.utils.spikes import spikes_as
 
 PRE = "connection.synapse.spike"
 POST = "neuron.spike"

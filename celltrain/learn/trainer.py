@@ -234,7 +234,7 @@ class CellTrainer(nn.Module):
         """Applies all cumulative updates of the cells' updaters, each updater once.
 
         This applies every pending term, also those added by other trainers, and runs the
-        updaters' hooks (e.g. clamping, normalisation). Applying clears, so a second call
+        updaters' constraints (e.g. clamping, normalisation). Applying clears, so a second call
         changes nothing.
 
         Raises:
@@ -243,7 +243,7 @@ class CellTrainer(nn.Module):
         if kwargs:
             raise TypeError(f"update() takes no keyword arguments here, got {sorted(kwargs)}")
         for updater in self.updaters():
-            updater.apply()
+            updater.step()
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         """Processes a training step.

@@ -10,8 +10,8 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import POST, PRE
 from celltrain.learn.terms import add_scaled
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
-from celltrain.neural.filters import decay_fraction, decayed
 from celltrain.observe import Latest, Monitor, Trace
+from celltrain.utils.filters import decay_fraction, decayed
 
 
 class TripletSTDP(IndependentCellTrainer):

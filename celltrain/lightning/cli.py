@@ -17,11 +17,11 @@ import sys
 from collections.abc import Sequence
 
 import torch
+from lightning.pytorch.cli import LightningCLI
 
 import celltrain.lightning.strategy  # noqa: F401  (registers the "ddp_local" strategy)
 from celltrain.lightning.data import SplitDataModule
 from celltrain.lightning.module import SpikingModule
-from lightning.pytorch.cli import LightningCLI
 
 DEFAULT_MODEL = {"class_path": "celltrain.lightning.DiehlCook"}
 DEFAULT_DATA = {"class_path": "celltrain.lightning.DigitsDataModule"}

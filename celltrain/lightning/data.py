@@ -10,11 +10,10 @@ import math
 import struct
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
-
-import lightning as L
 
 
 class IndexedDataset(Dataset):

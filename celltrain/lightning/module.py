@@ -7,15 +7,17 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-import lightning as L
-from celltrain.learn import CellTrainer, RateReadout
+from celltrain.callbacks import ApplyUpdates, LogMonitors, MonitorMode
+from celltrain.learn import CellTrainer
 from celltrain.lightning.rates import FiringRate
+from celltrain.lightning.readout import RateReadout
 from celltrain.neural import Encoder, Layer
-from celltrain.neural.checks import positive
+from celltrain.utils.checks import positive
 
 
 class StepCounter(torch.optim.Optimizer):
@@ -210,8 +212,6 @@ class SpikingModule(L.LightningModule):
         return StepCounter()
 
     def configure_callbacks(self) -> list[L.Callback]:
-        from celltrain.callbacks import ApplyUpdates, LogMonitors, MonitorMode
-
         present = {type(c) for c in (self.trainer.callbacks if self._trainer else [])}
         defaults = [MonitorMode(), ApplyUpdates(), LogMonitors()]
         return [c for c in defaults if not any(issubclass(p, type(c)) for p in present)]

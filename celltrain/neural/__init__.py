@@ -1,13 +1,15 @@
-"""Spiking simulation core: neurons, synapses, connections, Layer and Cell, Updater, encoders.
+"""Spiking simulation core: neurons, synapses, connections, Layer and Cell, Updater, encoders,
+constraints, and ready networks (:func:`diehl_cook_layer`).
 
 Nothing here depends on Lightning; a plain loop can drive every component.
 """
 
 from celltrain.neural.bounds import Bound, HardBound, PowerBound, SoftBound, Unbounded
 from celltrain.neural.connections import Connection, Conv2d, Direct, Lateral, Linear
+from celltrain.neural.constraints import Clamp, Normalize
 from celltrain.neural.encoders import Encoder, PoissonEncoder, RegularEncoder
-from celltrain.neural.hooks import Clamp, Normalize
 from celltrain.neural.layer import Cell, Layer
+from celltrain.neural.networks import diehl_cook_layer, voltage_resistance
 from celltrain.neural.neurons import ALIF, LIF, Izhikevich, Neuron
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.synapses import DeltaCurrent, ExponentialCurrent, Synapse, VoltageJump
@@ -42,4 +44,6 @@ __all__ = [
     "Unbounded",
     "Updater",
     "VoltageJump",
+    "diehl_cook_layer",
+    "voltage_resistance",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from celltrain.neural.checks import finite, positive
+from celltrain.utils.checks import finite, positive
 
 
 class Bound:

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from celltrain.neural.checks import batched, shape_of
-from celltrain.neural.gradient import gradient_free
 from celltrain.neural.synapses import DeltaCurrent, Synapse
-from celltrain.neural.updater import Bounding, Hook, Updater
+from celltrain.neural.updater import Bounding, Constraint, Updater
+from celltrain.utils.checks import batched, shape_of
+from celltrain.utils.gradient import gradient_free
 
 
 def _reduce(total: torch.Tensor, batch: int, reduction: str) -> torch.Tensor:
@@ -38,7 +38,7 @@ class Connection(nn.Module):
         weight_range: ``(low, high)`` of the default uniform initialisation.
         synapse: the synapse model (default :class:`DeltaCurrent`).
         bound: bound applied to weight updates (default unbounded), e.g. ``SoftBound(0, 1)``.
-        hooks: run on the weight after each update, e.g. ``[Normalize(78.0)]``.
+        constraints: run on the weight after each update, e.g. ``[Normalize(78.0)]``.
         bias: whether the target gets a learnable bias current (``out_shape``, nA).
     """
 
@@ -52,7 +52,7 @@ class Connection(nn.Module):
         weight_range: tuple[float, float] = (0.0, 1.0),
         synapse: Synapse | None = None,
         bound: Bounding | None = None,
-        hooks: Iterable[Hook] = (),
+        constraints: Iterable[Constraint] = (),
         bias: bool = False,
     ) -> None:
         super().__init__()
@@ -73,7 +73,7 @@ class Connection(nn.Module):
         )
         self.bias = nn.Parameter(torch.zeros(self.out_shape), requires_grad=False) if bias else None
         self.synapse = synapse if synapse is not None else DeltaCurrent()
-        spec = {"weight": (bound, hooks)}
+        spec = {"weight": (bound, constraints)}
         if bias:
             spec["bias"] = (None, ())
         self.updater = Updater(self, spec)
@@ -256,10 +256,10 @@ class Lateral(Linear):
         with torch.no_grad():
             self.weight.mul_(self.mask)
         self._masked: torch.Tensor | None = None  # (weight * mask).t() during a window
-        # Zero the diagonal before the user's hooks (so that e.g. Normalize sees no self-weight
-        # that a bound such as HardBound(minimum > 0) put there) and again after them.
-        self.updater.weight.hooks.insert(0, self._zero_diagonal)
-        self.updater.weight.hooks.append(self._zero_diagonal)
+        # Zero the diagonal before the user's constraints (so that e.g. Normalize sees no
+        # self-weight that a bound such as HardBound(minimum > 0) put there) and after them.
+        self.updater.weight.constraints.insert(0, self._zero_diagonal)
+        self.updater.weight.constraints.append(self._zero_diagonal)
 
     def _zero_diagonal(self, param: torch.Tensor) -> None:
         param.mul_(self.mask)
@@ -310,7 +310,8 @@ class Conv2d(Connection):
         kernel_size: int or ``(kh, kw)``.
         stride: int or ``(sh, sw)``.
         padding: int or ``(ph, pw)`` (zero padding).
-        **kwargs: as for :class:`Connection` (weight, weight_range, synapse, bound, hooks, bias).
+        **kwargs: as for :class:`Connection` (weight, weight_range, synapse, bound,
+            constraints, bias).
     """
 
     def __init__(

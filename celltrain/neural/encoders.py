@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from celltrain.neural.checks import non_negative, positive
+from celltrain.utils.checks import non_negative, positive
 
 _MASK64 = (1 << 64) - 1
 

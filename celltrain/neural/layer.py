@@ -8,11 +8,11 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from celltrain.neural.checks import batched, name_of, positive
 from celltrain.neural.connections import Connection
-from celltrain.neural.gradient import gradient_free
 from celltrain.neural.neurons import Neuron
 from celltrain.neural.updater import Updater
+from celltrain.utils.checks import batched, name_of, positive
+from celltrain.utils.gradient import gradient_free
 
 
 class Layer(nn.Module):

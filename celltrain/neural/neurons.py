@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from celltrain.neural.checks import batched, finite, non_negative, positive, reduction_of, shape_of
-from celltrain.neural.filters import decay_fraction, decayed, exponential_filter, state_dtype
-from celltrain.neural.gradient import gradient_free
-from celltrain.neural.spikes import spike_values
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.updater import Updater
+from celltrain.utils.checks import batched, finite, non_negative, positive, reduction_of, shape_of
+from celltrain.utils.filters import decay_fraction, decayed, exponential_filter, state_dtype
+from celltrain.utils.gradient import gradient_free
+from celltrain.utils.spikes import spike_values
 
 
 class Neuron(Stepped):
@@ -249,7 +249,7 @@ class ALIF(LIF):
     Cook's code, Brian2 and BindsNET); a spike then adds ``theta_plus``.
 
     A slow adaptation (``dt / tau_theta`` below
-    :data:`~celltrain.neural.filters.SLOW_FRACTION`, e.g. the default ``tau_theta = 1e7`` ms) is
+    :data:`~celltrain.utils.filters.SLOW_FRACTION`, e.g. the default ``tau_theta = 1e7`` ms) is
     held in float64 in a float32 network: in float32 its per-step decrease would be rounded
     to a few units in the last place at every step, and it would decay up to 20% too fast.
 
@@ -333,7 +333,7 @@ class ALIF(LIF):
         The adaptation is linear in the spikes, so its batch reduction follows the same
         recurrence as each sample's: ``A[t] = decay * A[t-1] + theta_plus * reduce_b s[t]``.
         It is recomputed here from the window's spikes with one
-        :func:`~celltrain.neural.filters.exponential_filter` (instead of reducing the batch at
+        :func:`~celltrain.utils.filters.exponential_filter` (instead of reducing the batch at
         every step), and its per-step changes are split into increases and decreases.
         """
         start, self.__dict__["_window_start"] = self._window_start, None

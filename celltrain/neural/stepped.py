@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from celltrain.neural.checks import positive
+from celltrain.utils.checks import positive
 
 
 class Stepped(nn.Module):

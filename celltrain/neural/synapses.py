@@ -11,12 +11,12 @@ import math
 
 import torch
 
-from celltrain.neural.checks import positive
-from celltrain.neural.filters import decay_fraction, decayed, exponential_filter
-from celltrain.neural.gradient import gradient_free
 from celltrain.neural.neurons import LIF
-from celltrain.neural.spikes import spikes_as
 from celltrain.neural.stepped import Stepped
+from celltrain.utils.checks import positive
+from celltrain.utils.filters import decay_fraction, decayed, exponential_filter
+from celltrain.utils.gradient import gradient_free
+from celltrain.utils.spikes import spikes_as
 
 
 class Synapse(Stepped):

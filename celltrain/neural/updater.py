@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 from celltrain.neural.bounds import Bound, Unbounded
-from celltrain.neural.checks import reduction_of
+from celltrain.utils.checks import reduction_of
 
 Bounding = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-Hook = Callable[[torch.Tensor], None]
+#: a constraint runs on a parameter in place right after each update, e.g. ``Normalize``
+Constraint = Callable[[torch.Tensor], None]
 
 
 class ParameterUpdate(nn.Module):
@@ -19,12 +20,12 @@ class ParameterUpdate(nn.Module):
 
     Learning rules call :meth:`add` as often as they like; memory stays that of two tensors of
     the parameter's shape. ``pos`` and ``neg`` are buffers, so they are saved in checkpoints and
-    can be all-reduced across processes before :meth:`Updater.apply`.
+    can be all-reduced across processes before :meth:`Updater.step`.
 
     Args:
         shape: the parameter's shape.
         bound: ``bound(w, pos, neg) -> delta`` (default: unbounded, ``pos - neg``).
-        hooks: callables ``hook(param)`` run in order after each apply (e.g. ``Clamp``,
+        constraints: callables ``constraint(param)`` run in order after each update (e.g. ``Clamp``,
             ``Normalize``).
     """
 
@@ -32,11 +33,11 @@ class ParameterUpdate(nn.Module):
         self,
         shape: Sequence[int],
         bound: Bounding | None = None,
-        hooks: Iterable[Hook] = (),
+        constraints: Iterable[Constraint] = (),
     ) -> None:
         super().__init__()
         self.bound = bound if bound is not None else Unbounded()
-        self.hooks = list(hooks)
+        self.constraints = list(constraints)
         self.register_buffer("pos", torch.zeros(tuple(shape)))
         self.register_buffer("neg", torch.zeros(tuple(shape)))
         #: how the pending terms were reduced over a batch: "mean" or "sum", "mixed" when terms
@@ -95,34 +96,35 @@ class Updater(nn.Module):
     """The pending changes of a module's trainable parameters.
 
     ``updater.<param>`` is the :class:`ParameterUpdate` of that parameter: rules add terms with
-    ``updater.weight.add(pos, neg)``. :meth:`apply` sets ``param += bound(param, pos, neg)`` for
-    each parameter with pending terms, runs its hooks, and clears. The owning module (which owns
-    the updater as a submodule) is referenced outside ``_modules``, so it is not a submodule of
-    the updater; a strong reference, so that ``copy.deepcopy`` and pickling (``torch.save`` of a
-    whole module, spawned processes) give a copy whose updater updates the copy.
+    ``updater.weight.add(pos, neg)``. :meth:`step` sets ``param += bound(param, pos, neg)`` for
+    each parameter with pending terms, runs its constraints, and clears. The owning module
+    (which owns the updater as a submodule) is referenced outside ``_modules``, so it is not a
+    submodule of the updater; a strong reference, so that ``copy.deepcopy`` and pickling
+    (``torch.save`` of a whole module, spawned processes) give a copy whose updater updates
+    the copy.
 
     Args:
         module: the module whose parameters are updated.
-        params: parameter names, or a mapping name -> ``(bound, hooks)``.
+        params: parameter names, or a mapping name -> ``(bound, constraints)``.
     """
 
     def __init__(
         self,
         module: nn.Module,
-        params: Sequence[str] | Mapping[str, tuple[Bounding | None, Iterable[Hook]]],
+        params: Sequence[str] | Mapping[str, tuple[Bounding | None, Iterable[Constraint]]],
     ) -> None:
         super().__init__()
         # Not ``self._module = module``: nn.Module would register the owner as a submodule (a
         # cycle). Not a weakref: it cannot be pickled and deepcopy would keep the original.
         self.__dict__["_owner"] = module
         spec = params if isinstance(params, Mapping) else {name: (None, ()) for name in params}
-        for name, (bound, hooks) in spec.items():
+        for name, (bound, constraints) in spec.items():
             param = getattr(module, name, None)
             if not isinstance(param, torch.Tensor):
                 raise AttributeError(
                     f"{type(module).__name__} has no tensor parameter {name!r} to update"
                 )
-            self.add_module(name, ParameterUpdate(param.shape, bound, hooks))
+            self.add_module(name, ParameterUpdate(param.shape, bound, constraints))
 
     @property
     def names(self) -> list[str]:
@@ -137,21 +139,17 @@ class Updater(nn.Module):
         """Whether any parameter has terms waiting to be applied."""
         return any(u.pending for u in self.children())
 
-    def apply(self, fn: Callable[[nn.Module], None] | None = None) -> Updater:
-        """Apply every parameter's pending update (bound, then hooks), then clear.
+    def step(self) -> Updater:
+        """Apply every parameter's pending update (bound, then constraints), then clear.
 
-        Every parameter is updated, pending or not (zero sums change nothing; hooks such as
-        ``Normalize`` are idempotent), so processes whose sums were all-reduced stay identical.
-
-        Args:
-            fn: only for ``nn.Module.apply(fn)`` compatibility: when given, ``fn`` is applied
-                recursively to submodules as ``nn.Module.apply`` does and nothing is updated.
+        Every parameter is updated, pending or not (zero sums change nothing; constraints such
+        as ``Normalize`` are idempotent), so processes whose sums were all-reduced stay
+        identical. Named after ``torch.optim.Optimizer.step``; ``nn.Module.apply(fn)`` keeps its
+        own meaning.
 
         Returns:
             self.
         """
-        if fn is not None:
-            return super().apply(fn)
         with torch.no_grad():
             self._apply_pending(self._owner)
         return self
@@ -165,8 +163,8 @@ class Updater(nn.Module):
             param.add_(bound(param, update.pos, update.neg).to(param.dtype))
             if isinstance(bound, Bound):
                 bound.confine(param, inside)  # undo float rounding past the bounds
-            for hook in update.hooks:
-                hook(param)
+            for constraint in update.constraints:
+                constraint(param)
             update.clear()
 
     def clear(self) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from celltrain.neural.checks import name_of
 from celltrain.observe.monitor import Monitor, MonitorConstructor, same_config
+from celltrain.utils.checks import name_of
 
 __all__ = ["MonitorPool", "resolve_target"]
 

@@ -21,7 +21,7 @@ State conventions shared by every reducer:
   spikes, integers) give state in ``torch.get_default_dtype()``. :class:`Count` counts in
   ``torch.int64``; :class:`Latest` and :class:`History` keep the observation's dtype. A
   :class:`Trace` or :class:`EMA` that decays by less than
-  :data:`~celltrain.neural.filters.SLOW_FRACTION` per step holds float32 (or lower) state in
+  :data:`~celltrain.utils.filters.SLOW_FRACTION` per step holds float32 (or lower) state in
   float64, where a per-step decay keeps its rate.
 - Time is in milliseconds: ``dt`` is the length of the step being folded. Reducers that need it
   (:class:`Trace`, :class:`TimeSince`) raise ``ValueError`` when it is ``None``.
@@ -39,16 +39,16 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from celltrain.neural.checks import finite, positive
-from celltrain.neural.filters import (
+from celltrain.utils.checks import finite, positive
+from celltrain.utils.filters import (
     decay_fraction,
     decay_powers,
     decayed,
     exponential_filter,
     state_dtype,
 )
-from celltrain.neural.gradient import gradient_free
-from celltrain.neural.spikes import spikes_as
+from celltrain.utils.gradient import gradient_free
+from celltrain.utils.spikes import spikes_as
 
 __all__ = [
     "EMA",
@@ -543,7 +543,7 @@ class EMA(_Lerp):
 
     The first observation initialises ``x``. ``peek()`` has shape ``(*S)``, floating point
     (float64 for float32 observations when ``alpha`` is below
-    :data:`~celltrain.neural.filters.SLOW_FRACTION`: a float32 average would then be rounded by
+    :data:`~celltrain.utils.filters.SLOW_FRACTION`: a float32 average would then be rounded by
     a large part of each step's change).
 
     Args:

@@ -1,6 +1,7 @@
-"""Post-update hooks: run on a parameter right after its Updater applied pending changes.
+"""Constraints: run on a parameter right after its Updater applied pending changes.
 
-Each hook is a callable ``hook(param)`` that modifies ``param`` (an ``nn.Parameter``) in place.
+Each constraint is a callable ``constraint(param)`` that modifies ``param`` (an
+``nn.Parameter``) in place.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from celltrain.neural.checks import finite, positive
+from celltrain.utils.checks import finite, positive
 
 
 class Clamp:
