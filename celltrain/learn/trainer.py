@@ -159,13 +159,18 @@ class CellTrainer(nn.Module):
         return self.pool.add_monitor(cell, name, attr, monitor, unique, **tags)
 
     def get_monitor(self, cell: str, name: str) -> Monitor | None:
-        """Gets an added monitor, or None if the cell has none of that name.
+        """Gets an added monitor.
 
-        Raises:
-            AttributeError: the cell does not exist.
+        Args:
+            cell: name of the cell to which the monitor was added.
+            name: name of the monitor.
+
+        Returns:
+            the monitor, or ``None`` when no cell ``cell`` was added or it has no monitor
+            ``name`` (as the seed API documents: no error).
         """
         if cell not in self._cells:
-            raise AttributeError(f"cell {cell!r} is not the name of an added cell")
+            return None
         return self.pool.get_monitor(cell, name)
 
     def del_monitor(self, cell: str, name: str) -> None:
