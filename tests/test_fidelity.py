@@ -162,7 +162,7 @@ def test_float32_trace_decays_with_its_own_time_constant(tau):
     windowed = Trace(tau=tau)
     events = torch.zeros(steps + 1, 2, dtype=torch.bool)
     events[0] = True
-    windowed.fold_window(events, 1.0)
+    windowed.run(events, 1.0)
     torch.testing.assert_close(windowed.peek().double(), trace.peek().double(), rtol=1e-4, atol=0)
 
 

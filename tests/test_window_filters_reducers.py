@@ -1,5 +1,5 @@
 """Windows of time steps at once: ``exponential_filter`` / ``decay_powers`` against explicit
-loops, every reducer's ``fold_window`` / ``recent`` / ``window_start`` against ``T`` calls of
+loops, every reducer's ``run`` / ``recent`` / ``window`` against ``T`` calls of
 ``forward``, and ``Monitor.record_window`` / ``Monitor.recent``."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from celltrain.neural import LIF
+from celltrain.neural import LIF, Layer, Linear, WindowObserver
 from celltrain.observe import EMA, Count, History, Latest, Mean, Monitor, Sum, TimeSince, Trace
 from celltrain.utils.filters import decay_powers, exponential_filter
 
@@ -137,7 +137,7 @@ def test_decay_powers(decay, first, dtype):
     )
 
 
-# ---- reducers: fold_window against per-step forward ----------------------------------------------
+# ---- reducers: run against per-step forward ----------------------------------------------------
 def _bools(g, shape):
     return torch.rand(shape, generator=g) < 0.3
 
@@ -202,7 +202,7 @@ def check_after_window(reducer, reference, before, per_step):
         return
     recent = reducer.recent()
     assert_same(recent, torch.stack(per_step))
-    start = reducer.window_start()
+    start = reducer.window().start
     assert start is not None
     if before is not None:
         assert_same(start, before)
@@ -210,7 +210,7 @@ def check_after_window(reducer, reference, before, per_step):
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_fold_window_equals_per_step_forward(case, seed, float64):
+def test_reducer_run_equals_per_step_forward(case, seed, float64):
     factory, make, dt = CASES[case]
     g = torch.Generator().manual_seed(seed)
     steps = int(torch.randint(1, 40, (1,), generator=g))
@@ -218,7 +218,7 @@ def test_fold_window_equals_per_step_forward(case, seed, float64):
     shape = tuple(int(s) for s in torch.randint(1, 5, (dims,), generator=g))
     observations = make(g, (steps, *shape))
     reducer, reference = factory(), factory()
-    reducer.fold_window(observations, dt)
+    reducer.run(observations, dt)
     per_step = []
     for observation in observations:
         reference(observation, dt)
@@ -248,7 +248,7 @@ def test_mixed_steps_and_windows_equal_per_step_forward(case, seed, float64):
             if kind == "step":
                 reducer(observation, dt)
         if kind == "window":
-            reducer.fold_window(observations, dt)
+            reducer.run(observations, dt)
             check_after_window(reducer, reference, before, per_step)
         else:
             assert reducer.steps == reference.steps
@@ -257,7 +257,7 @@ def test_mixed_steps_and_windows_equal_per_step_forward(case, seed, float64):
                 recent = reducer.recent()
                 assert recent.shape == (1, *shape)
                 assert_same(recent[0], reducer.peek())
-                assert reducer.window_start() is None
+                assert reducer.window() is None
 
 
 @pytest.mark.parametrize(
@@ -272,32 +272,32 @@ def test_mixed_steps_and_windows_equal_per_step_forward(case, seed, float64):
 )
 def test_window_start_of_first_window_is_the_state_at_rest(factory, rest, float64):
     reducer = factory()
-    assert reducer.window_start() is None and reducer.recent() is None
+    assert reducer.window() is None and reducer.recent() is None
     spikes = torch.rand(6, 2, 3, generator=torch.Generator().manual_seed(0)) < 0.5
-    reducer.fold_window(spikes, 1.0)
-    start = reducer.window_start()
+    reducer.run(spikes, 1.0)
+    start = reducer.window().start
     assert start.shape == (2, 3)
     assert torch.all(start == rest)
     reducer(spikes[0], 1.0)  # a single step: no window
-    assert reducer.window_start() is None
+    assert reducer.window() is None
     assert reducer.recent().shape == (1, 2, 3)
-    reducer.fold_window(spikes, 1.0)
+    reducer.run(spikes, 1.0)
     assert reducer.recent().shape == (6, 2, 3)
     reducer.clear()
-    assert reducer.window_start() is None and reducer.recent() is None and reducer.steps == 0
+    assert reducer.window() is None and reducer.recent() is None and reducer.steps == 0
 
 
 def test_trace_window_of_one_step_and_recent_is_stable(float64):
-    """A window of one step is a window (window_start set, recent (1, *S)); calling recent
+    """A window of one step is a window (window() set, recent (1, *S)); calling recent
     twice gives the same series, and a later forward replaces it."""
     trace, reference = Trace(4.0, amplitude=2.0), Trace(4.0, amplitude=2.0)
     spikes = torch.rand(10, 3, generator=torch.Generator().manual_seed(5)) < 0.4
-    trace.fold_window(spikes[:1], 1.0)
+    trace.run(spikes[:1], 1.0)
     reference(spikes[0], 1.0)
     assert trace.recent().shape == (1, 3)
-    assert torch.equal(trace.window_start(), torch.zeros(3))
+    assert torch.equal(trace.window().start, torch.zeros(3))
     assert_same(trace.peek(), reference.peek())
-    trace.fold_window(spikes[1:], 1.0)
+    trace.run(spikes[1:], 1.0)
     first = trace.recent()
     assert first is trace.recent()
     trace(spikes[0], 1.0)
@@ -306,48 +306,48 @@ def test_trace_window_of_one_step_and_recent_is_stable(float64):
 
 
 @pytest.mark.parametrize("factory", [lambda: Trace(5.0), Count, Sum, Latest, lambda: History(3)])
-def test_fold_window_rejects_missing_time_and_empty_windows(factory):
+def test_reducer_run_rejects_missing_time_and_empty_windows(factory):
     reducer = factory()
     with pytest.raises(ValueError, match="T >= 1"):
-        reducer.fold_window(torch.tensor(True), 1.0)
+        reducer.run(torch.tensor(True), 1.0)
     with pytest.raises(ValueError, match="T >= 1"):
-        reducer.fold_window(torch.zeros((0, 3), dtype=torch.bool), 1.0)
+        reducer.run(torch.zeros((0, 3), dtype=torch.bool), 1.0)
     with pytest.raises(TypeError, match="Tensor"):
-        reducer.fold_window([[True, False]], 1.0)
+        reducer.run([[True, False]], 1.0)
     assert reducer.steps == 0 and reducer.peek() is None
 
 
 @pytest.mark.parametrize("factory", [lambda: Trace(5.0), Count, Sum, Latest, lambda: History(3)])
-def test_fold_window_rejects_shape_mismatch_naming_the_shapes(factory):
+def test_reducer_run_rejects_shape_mismatch_naming_the_shapes(factory):
     reducer = factory()
     reducer(torch.zeros((3, 4), dtype=torch.bool), 1.0)
     with pytest.raises(ValueError, match=r"\(5, 3, 5\).*\(T, 3, 4\)"):
-        reducer.fold_window(torch.zeros((5, 3, 5), dtype=torch.bool), 1.0)
+        reducer.run(torch.zeros((5, 3, 5), dtype=torch.bool), 1.0)
     assert reducer.steps == 1
-    reducer.fold_window(torch.zeros((5, 3, 4), dtype=torch.bool), 1.0)
+    reducer.run(torch.zeros((5, 3, 4), dtype=torch.bool), 1.0)
     assert reducer.steps == 6
     with pytest.raises(ValueError, match=r"\(4,\).*\(3, 4\)"):
         reducer(torch.zeros(4, dtype=torch.bool), 1.0)
 
 
 @pytest.mark.parametrize("factory", [lambda: Trace(5.0), TimeSince])
-def test_fold_window_needs_dt(factory):
+def test_reducer_run_needs_dt(factory):
     reducer = factory()
     with pytest.raises(ValueError, match="dt"):
-        reducer.fold_window(torch.zeros((4, 2), dtype=torch.bool))
+        reducer.run(torch.zeros((4, 2), dtype=torch.bool))
     with pytest.raises(ValueError, match="dt"):
-        reducer.fold_window(torch.zeros((4, 2), dtype=torch.bool), -1.0)
+        reducer.run(torch.zeros((4, 2), dtype=torch.bool), -1.0)
     assert reducer.steps == 0
 
 
 def test_steps_counter_advances_by_window_length():
     for reducer in (Trace(3.0), Count(), Sum(), Mean(), EMA(0.5), Latest(), TimeSince()):
-        reducer.fold_window(torch.zeros((7, 2), dtype=torch.bool), 1.0)
+        reducer.run(torch.zeros((7, 2), dtype=torch.bool), 1.0)
         reducer(torch.zeros(2, dtype=torch.bool), 1.0)
-        reducer.fold_window(torch.zeros((4, 2), dtype=torch.bool), 1.0)
+        reducer.run(torch.zeros((4, 2), dtype=torch.bool), 1.0)
         assert reducer.steps == 12, type(reducer).__name__
     history = History(5)
-    history.fold_window(torch.arange(12).view(12, 1), None)
+    history.run(torch.arange(12).view(12, 1), None)
     assert history.steps == 12 and history.available == 5
     assert torch.equal(history.view().flatten(), torch.arange(7, 12))
 
@@ -393,34 +393,41 @@ def test_monitor_record_window_without_dt_fails_for_a_trace():
     assert torch.equal(counter.recent(), torch.tensor([[1, 1], [2, 2], [3, 3]]))
 
 
-def test_record_hook_window_protocol():
-    neuron = LIF(3)
-    monitor = Monitor(Count(), neuron, "spike")
-    (hook,) = neuron._forward_hooks.values()
-    assert hook.window_capable() and hook.window_path() == "spike"
-    hook.record_window(neuron, torch.ones((2, 1, 3), dtype=torch.bool))
+def test_monitor_is_a_declared_window_observer_of_its_layer():
+    layer = Layer({"n": LIF(3)}, {"in": ("input", "n", Linear(2, 3))})
+    monitor = Monitor(Count(), layer, "neurons.n.spike")
+    assert isinstance(monitor, WindowObserver)
+    assert layer.observers() == [monitor] and not layer.has_hooks()
+    assert monitor.path == "neurons.n.spike" and monitor.takes_windows
+    monitor.record_window(torch.ones((2, 1, 3), dtype=torch.bool))
     assert torch.equal(monitor.peek(), torch.full((1, 3), 2))
-    hook.record_window(LIF(3), torch.ones((2, 1, 3), dtype=torch.bool))  # not its module
-    assert monitor.reducer.steps == 2
+    assert monitor.window().steps == 2 and torch.equal(monitor.window().start, torch.zeros(1, 3))
 
     class Custom(Monitor):
-        def record(self):
-            super().record()
+        def record(self, value=None):
+            super().record(value)
 
-    other = LIF(3)
-    custom = Custom(Count(), other, "spike")
-    (custom_hook,) = other._forward_hooks.values()
-    assert not custom_hook.window_capable()
-    assert custom.registered
+    custom = Custom(Count(), layer, "neurons.n.spike")
+    assert not custom.takes_windows and custom.registered
+    custom.deregister()
+    assert layer.observers() == [monitor] and not custom.registered
     del monitor
     gc.collect()
-    assert not neuron._forward_hooks  # the hook left with its monitor
-    assert hook.window_path() is None and hook.window_capable()
+    assert layer.observers() == []  # the layer held the monitor weakly
+
+    neuron = LIF(3)  # a monitor of a module that is not a layer records through a hook
+    hooked = Monitor(Count(), neuron, "spike")
+    assert neuron.has_hooks()
+    neuron(torch.full((1, 3), 1000.0))
+    assert torch.equal(hooked.peek(), torch.ones(1, 3, dtype=torch.int64))
+    del hooked
+    gc.collect()
+    assert not neuron.has_hooks()  # the hook left with its monitor
 
 
-def test_trace_fold_window_with_a_decay_that_underflows_to_zero(float64):
+def test_trace_run_with_a_decay_that_underflows_to_zero(float64):
     """``exp(-dt / tau)`` is 0.0 in floating point for ``tau < dt / 745``: ``forward`` folds
-    such a trace fine (it keeps only the latest event), so ``fold_window`` must too."""
+    such a trace fine (it keeps only the latest event), so ``run`` must too."""
     spikes = torch.tensor([[True, False], [False, False], [True, True]])
     for mode in ("cumulative", "nearest"):
         window, loop = (
@@ -429,7 +436,7 @@ def test_trace_fold_window_with_a_decay_that_underflows_to_zero(float64):
         )
         for spike in spikes:
             loop(spike, 1.0)
-        window.fold_window(spikes, 1.0)
+        window.run(spikes, 1.0)
         assert_same(window.peek(), loop.peek())
         assert_same(window.recent(), spikes.double() * 2.0)
 
@@ -456,7 +463,7 @@ def test_recent_after_a_window_ignores_later_edits_of_the_observations(float64, 
         loop(spike, 1.0)
         per_step.append(loop.peek().clone())
     observations = make(spikes.clone())
-    window.fold_window(observations, 1.0)
+    window.run(observations, 1.0)
     observations.zero_()  # the caller reuses its buffer
     assert_same(window.peek(), loop.peek())
     assert_same(window.recent(), torch.stack(per_step))

@@ -458,9 +458,9 @@ def test_monitor_of_an_input_synapse_current_makes_run_step_by_step(float64):
 
 def test_monitor_subclass_with_its_own_record_makes_run_step_by_step(float64):
     class Recording(Monitor):
-        def record(self):
+        def record(self, value=None):
             self.calls = getattr(self, "calls", 0) + 1
-            super().record()
+            super().record(value)
 
     window, loop = diehl_cook(13), diehl_cook(13)
     monitor = Recording(Count(), window, "neurons.exc.spike")
@@ -779,3 +779,31 @@ def test_lif_holds_reset_for_the_refractory_steps(float64, dt, refractory):
     out = layer.run(input=torch.ones((steps, 1, 1), dtype=torch.bool))
     assert torch.equal(out["n"].flatten(), want_s)
     torch.testing.assert_close(voltage.view().flatten(), want_v, rtol=1e-12, atol=1e-10)
+
+
+def test_a_removed_hook_gives_the_window_path_back(float64):
+    window, loop = diehl_cook(16), diehl_cook(16)
+    handle = window.connections["inh_exc"].register_forward_hook(lambda *_: None)
+    x = input_spikes(16, 12, 2, (30,))
+    calls = count_forward_calls(window)
+    assert_spikes_equal(window.run(input=x[:6]), stepwise(loop, input=x[:6]))
+    assert len(calls) == 6  # a hook on a component: step by step
+    handle.remove()
+    assert not window.connections["inh_exc"].has_hooks()
+    assert_spikes_equal(window.run(input=x[6:]), stepwise(loop, input=x[6:]))
+    assert len(calls) == 6  # the window path again
+    assert_layers_match(window, loop)
+
+
+def test_a_copied_layer_starts_without_observers_and_keeps_its_hooks(float64):
+    layer = diehl_cook(17)
+    monitor = Monitor(Count(), layer, "neurons.exc.spike")
+    seen = []
+    handle = layer.neurons["exc"].register_forward_hook(lambda m, a, out: seen.append(m))
+    copied = copy.deepcopy(layer)
+    assert layer.observers() == [monitor] and copied.observers() == []
+    copied.run(input=input_spikes(17, 5, 1, (30,)))
+    assert monitor.peek() is None  # the copy never writes into the original's monitor
+    assert len(seen) == 5 and seen[0] is copied.neurons["exc"]  # torch copied the hook: it ran
+    handle.remove()
+    assert not layer.neurons["exc"].has_hooks() and copied.neurons["exc"].has_hooks()

@@ -5,15 +5,17 @@ Nothing here depends on Lightning; a plain loop can drive every component.
 """
 
 from celltrain.neural.bounds import Bound, HardBound, PowerBound, SoftBound, Unbounded
+from celltrain.neural.cell import Cell
 from celltrain.neural.connections import Connection, Conv2d, Direct, Lateral, Linear
 from celltrain.neural.constraints import Clamp, Normalize
 from celltrain.neural.encoders import Encoder, PoissonEncoder, RegularEncoder
-from celltrain.neural.layer import Cell, Layer
+from celltrain.neural.layer import Layer
 from celltrain.neural.networks import diehl_cook_layer, voltage_resistance
 from celltrain.neural.neurons import ALIF, LIF, Izhikevich, Neuron
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.synapses import DeltaCurrent, ExponentialCurrent, Synapse, VoltageJump
 from celltrain.neural.updater import ParameterUpdate, Updater
+from celltrain.neural.window import HookedModule, WindowObserver
 
 __all__ = [
     "ALIF",
@@ -28,6 +30,7 @@ __all__ = [
     "Encoder",
     "ExponentialCurrent",
     "HardBound",
+    "HookedModule",
     "Izhikevich",
     "Lateral",
     "Layer",
@@ -44,6 +47,7 @@ __all__ = [
     "Unbounded",
     "Updater",
     "VoltageJump",
+    "WindowObserver",
     "diehl_cook_layer",
     "voltage_resistance",
 ]

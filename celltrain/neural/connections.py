@@ -19,6 +19,7 @@ from torch import nn
 
 from celltrain.neural.synapses import DeltaCurrent, Synapse
 from celltrain.neural.updater import Bounding, Constraint, Updater
+from celltrain.neural.window import HookedModule
 from celltrain.utils.checks import batched, shape_of
 from celltrain.utils.gradient import gradient_free
 
@@ -27,7 +28,7 @@ def _reduce(total: torch.Tensor, batch: int, reduction: str) -> torch.Tensor:
     return total / batch if reduction == "mean" else total
 
 
-class Connection(nn.Module):
+class Connection(HookedModule):
     """Base class of connections.
 
     Args:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from celltrain.neural.window import HookedModule
 from celltrain.utils.checks import positive
 
 
-class Stepped(nn.Module):
+class Stepped(HookedModule):
     """A module stepped once per time step of ``dt`` ms, with lazily batch-sized state.
 
     ``dt`` is owned by the network: a :class:`~celltrain.neural.Layer` sets it on every

@@ -16,6 +16,8 @@ from celltrain.observe.pool import MonitorPool, resolve_target
 from celltrain.observe.reducers import (
     EMA,
     Count,
+    EventFold,
+    FoldReducer,
     History,
     Latest,
     Mean,
@@ -23,11 +25,14 @@ from celltrain.observe.reducers import (
     Sum,
     TimeSince,
     Trace,
+    Window,
 )
 
 __all__ = [
     "EMA",
     "Count",
+    "EventFold",
+    "FoldReducer",
     "History",
     "Latest",
     "Mean",
@@ -38,5 +43,6 @@ __all__ = [
     "Sum",
     "TimeSince",
     "Trace",
+    "Window",
     "resolve_target",
 ]

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from celltrain.observe.reducers import Reducer
+from celltrain.neural import Layer, WindowObserver
+from celltrain.observe.reducers import Reducer, Window
 
 __all__ = ["Monitor", "MonitorConstructor", "check_path", "same_config"]
 
@@ -81,7 +82,8 @@ def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 class _RecordHook:
-    """Forward hook that records into a monitor while it lives, holding it only weakly.
+    """Forward hook that records into a monitor of a module that is not a layer, holding the
+    monitor only weakly.
 
     It records only when called for the monitor's own module, so a copy of the module (whose
     hooks dict holds this same hook) never writes into the original's monitor. Copies and
@@ -98,41 +100,24 @@ class _RecordHook:
         if monitor is not None and monitor.module is module:
             monitor.record()
 
-    # The window protocol of Layer.run (see celltrain.neural.layer): a multi-step run asks each
-    # forward hook which attribute it records, keeps that attribute's value at every step and
-    # hands the window over once at the end instead of calling the hook after every step.
-    def window_path(self) -> str | None:
-        """The attribute path recorded (relative to the hooked module), ``None`` when the
-        monitor is gone (nothing to record)."""
-        monitor = None if self.monitor is None else self.monitor()
-        return None if monitor is None else monitor.attr
-
-    def window_capable(self) -> bool:
-        """Whether :meth:`record_window` can stand in for per-step calls (not for a monitor
-        subclass with its own ``record``, which may read more than the attribute)."""
-        monitor = None if self.monitor is None else self.monitor()
-        return monitor is None or type(monitor).record is Monitor.record
-
-    def record_window(self, module: nn.Module, values: Tensor) -> None:
-        """Record the values ``(T, *S)`` the attribute held after each of ``T`` steps."""
-        monitor = None if self.monitor is None else self.monitor()
-        if monitor is not None and monitor.module is module:
-            monitor.record_window(values)
-
     def __reduce__(self) -> tuple[type, tuple[()]]:
         return _RecordHook, ()
 
 
-class Monitor(nn.Module):
+class Monitor(nn.Module, WindowObserver):
     """Records the dotted attribute ``attr`` of ``module`` after each forward call of
     ``module`` into ``reducer``.
 
     The monitor owns the reducer (a submodule, so its state follows ``.to()`` and
     ``state_dict()``) but not the observed module: that is held by a plain reference and is not
-    a submodule. Recording goes through ``module.register_forward_hook``; the hook holds the
-    monitor only through a weak reference and is removed when the monitor is garbage
-    collected. On each record the monitor passes ``getattr(module, "dt", None)`` (ms) to the
-    reducer, so a change of ``module.dt`` takes effect from the next step on.
+    a submodule. A monitor of a :class:`~celltrain.neural.Layer` is a
+    :class:`~celltrain.neural.WindowObserver` registered with ``layer.add_observer``: it
+    records every ``layer(...)`` step, and a whole ``layer.run(...)`` window at once
+    (:meth:`record_window`, folded by ``reducer.run``). A monitor of any other module records
+    through ``module.register_forward_hook``. Either way the module holds the monitor only
+    weakly: a monitor that is garbage collected stops recording. On each record the monitor
+    passes ``getattr(module, "dt", None)`` (ms) to the reducer, so a change of ``module.dt``
+    takes effect from the next step on.
 
     A new monitor starts registered (recording).
 
@@ -157,6 +142,7 @@ class Monitor(nn.Module):
         object.__setattr__(self, "_observed", module)  # a plain reference, not a submodule
         self._attr = attr
         self._finalizer: weakref.finalize | None = None
+        self._observing = False  # registered with a layer as its observer
         self.register()
 
     @classmethod
@@ -184,28 +170,51 @@ class Monitor(nn.Module):
         return self._attr
 
     @property
+    def path(self) -> str:
+        """The observed attribute path (:class:`~celltrain.neural.WindowObserver`), ``attr``."""
+        return self._attr
+
+    @property
+    def takes_windows(self) -> bool:
+        """Whether a window may be recorded at once: not for a subclass that overrides
+        :meth:`record` alone (it may read more than the attribute at each step)."""
+        cls = type(self)
+        return cls.record is Monitor.record or cls.record_window is not Monitor.record_window
+
+    @property
     def registered(self) -> bool:
-        """Whether the monitor records (its forward hook is attached)."""
+        """Whether the monitor records (registered with its layer, or its hook attached)."""
+        if self._observing:
+            return self._observed.has_observer(self)
         return self._finalizer is not None
 
     def register(self) -> Monitor:
-        """Attach the forward hook (no-op if attached). Returns ``self``."""
-        if self._finalizer is None:
+        """Start recording (no-op if registered). Returns ``self``."""
+        if self.registered:
+            return self
+        if isinstance(self._observed, Layer):
+            self._observed.add_observer(self)
+            self._observing = True
+        else:
             handle = self._observed.register_forward_hook(_RecordHook(self))
             self._finalizer = weakref.finalize(self, handle.remove)
         return self
 
     def deregister(self) -> Monitor:
-        """Detach the forward hook (no-op if detached); the content is kept. Returns ``self``."""
+        """Stop recording (no-op if not registered); the content is kept. Returns ``self``."""
+        if self._observing:
+            self._observed.remove_observer(self)
+            self._observing = False
         if self._finalizer is not None:
             self._finalizer()  # removes the hook
             self._finalizer = None
         return self
 
     def __getstate__(self) -> dict[str, Any]:
-        # copies and pickles drop the hook handle and register anew in __setstate__
+        # copies and pickles drop the registration and register anew in __setstate__
         state = dict(self.__dict__)
         state["_finalizer"] = None
+        state["_observing"] = False
         state["_copy_registered"] = self.registered
         return state
 
@@ -215,13 +224,18 @@ class Monitor(nn.Module):
         if registered:
             self.register()
 
-    def record(self) -> None:
-        """Fold the current value of the attribute into the reducer (the hook calls this).
+    def record(self, value: Tensor | None = None) -> None:
+        """Fold the attribute's value after one step into the reducer.
+
+        Args:
+            value: the value, as the layer hands it over; ``None`` reads the attribute (a
+                forward hook calls it so).
 
         Raises:
             TypeError: the attribute does not hold a tensor.
         """
-        value = functools.reduce(getattr, self._parts, self._observed)
+        if value is None:
+            value = functools.reduce(getattr, self._parts, self._observed)
         if not isinstance(value, Tensor):
             raise TypeError(
                 f"monitored attribute {self._attr!r} of {type(self._observed).__name__} "
@@ -241,11 +255,24 @@ class Monitor(nn.Module):
             raise TypeError(
                 f"values of {self._attr!r} must be a Tensor (T, *S), got {type(values).__name__}"
             )
-        self.reducer.fold_window(values, getattr(self._observed, "dt", None))
+        self.reducer.run(values, getattr(self._observed, "dt", None))
+
+    def window(self) -> Window | None:
+        """What the monitor recorded over the latest window (a :class:`~celltrain.observe.
+        Window`: ``start``, ``steps`` and the per-step ``values``), ``None`` when the latest
+        record was a single step.
+
+        Raises:
+            TypeError: the reducer keeps no window (e.g. :class:`History`).
+        """
+        window = getattr(self.reducer, "window", None)
+        if window is None:
+            raise TypeError(f"{type(self.reducer).__name__} has no window()")
+        return window()
 
     def recent(self) -> Tensor | None:
         """The reducer's value after each step of its latest fold, ``(n, *S)`` (see
-        :meth:`~celltrain.observe.reducers._Fold.recent`): ``n = 1`` after a per-step
+        :meth:`~celltrain.observe.FoldReducer.recent`): ``n = 1`` after a per-step
         record, ``n = T`` after a window of ``T`` steps.
 
         Raises:
