@@ -689,6 +689,35 @@ def test_alif_theta_is_updated_by_the_same_update_call(reduction):
     assert not alif.updater.pending
 
 
+def test_alif_theta_learns_only_while_a_trainer_of_its_cell_is_in_training_mode():
+    alif = ALIF(3, theta_plus=0.5, tau_theta=200.0)
+    layer = make_layer(target=alif)
+    steps = inputs(20, B=2, p=0.8)
+
+    def present():
+        alif.updater.clear()
+        layer.reset()
+        for x in steps:
+            layer(**x)
+        return alif.updater.pending
+
+    assert layer.training and not present()  # the layer's own mode does not make it learn
+    trainer = STDP()
+    trainer.register_cell("a", layer.cell("a"))
+    assert alif.learning and present()
+    layer.eval()  # nor stop it
+    assert present()
+    trainer.eval()
+    assert not alif.learning and not present()
+    trainer.train()
+    assert present()
+    trainer.register_cell("b", layer.cell("b"))  # a second cell onto the same ALIF
+    trainer.del_cell("a")
+    assert alif.learning  # "b" still targets it
+    trainer.del_cell("b")
+    assert not alif.learning and not present()
+
+
 def test_trainers_with_different_batch_reductions_share_a_cell():
     """A mean-reduced and a sum-reduced rule on one cell both add, in one process, and their
     pending terms add up to each one's own terms."""

@@ -245,6 +245,7 @@ def test_alif_batch1_apply_equals_classic_rule(seed):
     dt = [0.5, 1.0][seed % 2]
     steps = 150
     alif = ALIF(shape, **ALIF_KW)
+    alif.learning = True  # as a trainer in training mode sets it
     alif.dt = dt
     theta0 = torch.rand(shape, generator=g) * 2.0
     with torch.no_grad():
@@ -284,6 +285,7 @@ def test_alif_batch1_apply_equals_classic_rule(seed):
 def test_alif_batch_pending_update_is_reduced_adaptation_change(reduction):
     g = torch.Generator().manual_seed(7)
     alif = ALIF(5, batch_reduction=reduction, **ALIF_KW)
+    alif.learning = True
     theta0 = torch.rand(5, generator=g)
     with torch.no_grad():
         alif.theta.copy_(theta0)
@@ -299,9 +301,9 @@ def test_alif_batch_pending_update_is_reduced_adaptation_change(reduction):
     torch.testing.assert_close(alif.theta.detach(), theta0 + expected, rtol=0, atol=1e-4)
 
 
-def test_alif_eval_mode_adds_nothing():
+def test_alif_without_learning_adds_nothing_whatever_its_training_mode():
     alif = ALIF(4, **ALIF_KW)
-    alif.eval()
+    assert alif.training and not alif.learning  # a neuron alone does not learn
     for _ in range(50):
         spikes = alif(torch.full((3, 4), 50.0))
     assert spikes.any() and (alif.adaptation > 0).all()
@@ -309,8 +311,9 @@ def test_alif_eval_mode_adds_nothing():
     theta = alif.theta.detach().clone()
     alif.updater.step()
     assert torch.equal(alif.theta.detach(), theta)
-    # back in training mode it records again
-    alif.train()
+    # switched on (as a trainer in training mode does) it records, in eval mode too
+    alif.learning = True
+    alif.eval()
     alif(torch.full((3, 4), 50.0))
     assert alif.updater.pending
 

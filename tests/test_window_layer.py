@@ -28,9 +28,13 @@ TOL = {"rtol": 1e-10, "atol": 1e-10}
 
 
 # ---- helpers -----------------------------------------------------------------------------------
-def diehl_cook(seed, inputs=30, neurons=20):
+def diehl_cook(seed, inputs=30, neurons=20, learning=True):
+    """A Diehl & Cook layer whose ALIF learns its threshold (as under a trainer in training
+    mode), unless ``learning`` is False."""
     torch.manual_seed(seed)
-    return diehl_cook_layer(inputs, neurons, 1.0, weight_total=20.0)
+    layer = diehl_cook_layer(inputs, neurons, 1.0, weight_total=20.0)
+    layer.neurons["exc"].learning = learning
+    return layer
 
 
 def exponential_layer(seed, n=12, inputs=16):
@@ -215,8 +219,8 @@ def test_run_equals_per_step_forward_with_monitors(float64, seed, batch, steps):
         )
 
 
-def test_run_in_eval_mode_leaves_theta_alone(float64):
-    window, loop = diehl_cook(3).eval(), diehl_cook(3).eval()
+def test_run_without_learning_leaves_theta_alone(float64):
+    window, loop = diehl_cook(3, learning=False), diehl_cook(3, learning=False)
     x = input_spikes(3, 40, 2, (30,))
     assert_spikes_equal(window.run(input=x), stepwise(loop, input=x))
     assert_layers_match(window, loop)

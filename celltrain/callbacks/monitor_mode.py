@@ -43,8 +43,13 @@ class MonitorMode(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         for cell_trainer in self._trainers:
-            # Lightning may have set .training back without .train(): check the monitors too
-            if not cell_trainer.training or not all(m.registered for m in cell_trainer.monitors):
+            # Lightning may have set .training back without .train(): check the monitors and
+            # the neurons' learning too
+            if (
+                not cell_trainer.training
+                or not all(m.registered for m in cell_trainer.monitors)
+                or not all(cell.neuron.learning for cell, _ in cell_trainer.cells)
+            ):
                 cell_trainer.train(True)
 
     def on_sanity_check_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

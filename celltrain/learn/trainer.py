@@ -86,6 +86,7 @@ class CellTrainer(nn.Module):
                 f"(it has {updater.names})"
             )
         self._cells[name] = cell
+        cell.neuron.learning = self.training
         self.pool.add_observed(name, cell)
         if state is not None:
             self.states[name] = state
@@ -114,7 +115,9 @@ class CellTrainer(nn.Module):
         self.pool.del_observed(name)
         if name in self.states:
             del self.states[name]
-        del self._cells[name]
+        neuron = self._cells.pop(name).neuron
+        if all(other.neuron is not neuron for other in self._cells.values()):
+            neuron.learning = False
 
     @property
     def cells(self) -> Iterator[tuple[Cell, nn.Module | None]]:
@@ -208,7 +211,9 @@ class CellTrainer(nn.Module):
         """Sets the training mode; registers (True) or deregisters (False) the monitors.
 
         Does not change the cells' own training mode (cells are not submodules) and does not
-        clear monitors (call :meth:`clear` for that).
+        clear monitors (call :meth:`clear` for that). It switches the learning of the cells'
+        target neurons (``neuron.learning``, e.g. ALIF's threshold) with the rule: a neuron
+        learns while the trainer that last set its mode is in training mode.
 
         Returns:
             self.
@@ -216,6 +221,8 @@ class CellTrainer(nn.Module):
         if not isinstance(mode, bool):
             raise ValueError(f"mode must be a bool, got {mode!r}")
         super().train(mode)  # reaches the pool, which (de)registers its monitors
+        for cell in self._cells.values():
+            cell.neuron.learning = mode
         return self
 
     def clear(self, **kwargs: Any) -> None:

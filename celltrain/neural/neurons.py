@@ -36,6 +36,10 @@ class Neuron(Stepped):
         super().__init__()
         self.shape = shape_of("shape", shape)
         self.updater: Updater | None = None  # neurons with learned parameters set one
+        #: whether the neuron adds changes of its learned parameters (e.g. ALIF's theta) to its
+        #: updater: set by the trainers that own a cell targeting it (``CellTrainer.train()`` /
+        #: ``eval()``), never by the layer's own training mode; False for a neuron alone
+        self.learning = False
         self.register_state("voltage", torch.get_default_dtype())
         self.register_state("refractory", torch.get_default_dtype())
         self.register_state("spike", torch.bool)
@@ -253,9 +257,11 @@ class ALIF(LIF):
     held in float64 in a float32 network: in float32 its per-step decrease would be rounded
     to a few units in the last place at every step, and it would decay up to 20% too fast.
 
-    The learned ``theta`` changes only through the neuron's own :attr:`updater`: while the neuron
-    is in training mode, each step adds the batch-reduced change of ``adaptation`` (mean or sum
-    over samples, ``batch_reduction``) to ``updater.theta``; a trainer's ``update()`` applies it
+    The learned ``theta`` changes only through the neuron's own :attr:`updater`: while
+    :attr:`learning` is set (by a trainer in training mode that owns a cell targeting the
+    neuron; the layer's own ``training`` flag plays no part), each step adds the batch-reduced
+    change of ``adaptation`` (mean or sum over samples, ``batch_reduction``) to
+    ``updater.theta``; a trainer's ``update()`` applies it
     together with the weights. The pending sum telescopes, so after a batch it equals
     ``reduce_b(adaptation_end[b]) - theta``: at batch size 1 this is exactly the classic
     per-spike rule, and with batches or several processes every learned change sits in one
@@ -310,7 +316,7 @@ class ALIF(LIF):
         spike = self._fire(current, c, adaptation + c.threshold_number)
         adaptation.add_(spike_values(spike), alpha=self.theta_plus)
         state["adaptation"] = adaptation
-        if self.training and self._window_start is None:  # in a window: at end_window
+        if self.learning and self._window_start is None:  # in a window: at end_window
             change = self._reduce(adaptation - previous, 0)
             self.updater.theta.add(
                 change.clamp_min(0.0), (-change).clamp_min(0.0), reduction=self.batch_reduction
@@ -322,10 +328,9 @@ class ALIF(LIF):
         return values.mean(batch_dim) if self.batch_reduction == "mean" else values.sum(batch_dim)
 
     def begin_window(self) -> None:
-        """In training mode, note the batch-reduced adaptation the window starts from; the
+        """While learning, note the batch-reduced adaptation the window starts from; the
         window's threshold learning is then added once, at :meth:`end_window`."""
-        start = self._reduce(self.adaptation, 0) if self.training else None
-        self.__dict__["_window_start"] = start
+        self._window_start = self._reduce(self.adaptation, 0) if self.learning else None
 
     def end_window(self, spikes: torch.Tensor | None) -> None:
         """Add the window's adaptation changes to the updater, as per-step adds would.
@@ -336,7 +341,7 @@ class ALIF(LIF):
         :func:`~celltrain.utils.filters.exponential_filter` (instead of reducing the batch at
         every step), and its per-step changes are split into increases and decreases.
         """
-        start, self.__dict__["_window_start"] = self._window_start, None
+        start, self._window_start = self._window_start, None
         if start is None or spikes is None or spikes.shape[0] == 0:
             return
         # in float64: with a slow decay (tau_theta ~ 1e7 ms) a step's decrease is about 1e-7
