@@ -10,6 +10,7 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import POST
 from celltrain.learn.terms import add_signed
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
+from celltrain.neural import Cell
 from celltrain.observe import Latest, Monitor
 from celltrain.utils.checks import non_negative
 
@@ -44,21 +45,17 @@ class Homeostasis(IndependentCellTrainer):
     def add_monitors(self, name: str, state: CellState) -> None:
         self.add_monitor(name, "spike_post", POST, Monitor.partial(Latest))
 
-    def forward(self) -> None:
-        """Add this step's homeostatic change of every cell (training mode only)."""
-        if not self.training:
+    def learn_cell(
+        self, name: str, cell: Cell, state: CellState, monitors: dict[str, Monitor]
+    ) -> None:
+        """Add the cell's homeostatic change of this step."""
+        spike = monitors["spike_post"].peek()
+        if spike is None:
             return
-        for name in list(self._cells):
-            cell, state = self.get_cell(name)
-            spike = self.pool.get_monitor(name, "spike_post").peek()
-            if spike is None:
-                continue
-            connection = cell.connection
-            dtype = connection.weight.dtype
-            expected = state.target_rate * cell.layer.dt / 1000.0
-            error = expected - spike.to(dtype)
-            ones = torch.ones(
-                (spike.shape[0], *connection.in_shape), dtype=dtype, device=spike.device
-            )
-            change = connection.correlate(error, ones, state.batch_reduction)
-            add_signed(cell.updater.weight, state.lr * change, state.batch_reduction)
+        connection = cell.connection
+        dtype = connection.weight.dtype
+        expected = state.target_rate * cell.layer.dt / 1000.0
+        error = expected - spike.to(dtype)
+        ones = torch.ones((spike.shape[0], *connection.in_shape), dtype=dtype, device=spike.device)
+        change = connection.correlate(error, ones, state.batch_reduction)
+        add_signed(cell.updater.weight, state.lr * change, state.batch_reduction)

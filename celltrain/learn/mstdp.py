@@ -6,9 +6,11 @@ from typing import Any
 
 import torch
 
-from celltrain.learn.checks import check_common
-from celltrain.learn.stdp import STDP
+from celltrain.learn.stdp import STDP, PairBasedSTDP
 from celltrain.learn.terms import add_signed
+from celltrain.learn.trainer import CellState
+from celltrain.neural import Cell
+from celltrain.observe import Monitor
 from celltrain.utils.filters import decay_fraction, decayed
 
 
@@ -47,31 +49,37 @@ class MSTDP(STDP):
     learns_windows = False
 
     def forward(self, reward: float | torch.Tensor) -> None:
-        """Add this step's reward-modulated terms.
+        """Add this step's reward-modulated terms of every cell (training mode only).
 
         Args:
             reward: a scalar or one value per sample ``(B,)`` (dimensionless).
         """
-        if not self.training:
+        super().forward(reward)
+
+    def learn_cell(
+        self,
+        name: str,
+        cell: Cell,
+        state: CellState,
+        monitors: dict[str, Monitor],
+        reward: float | torch.Tensor,
+    ) -> None:
+        """Add the cell's terms of this step, scaled by each sample's reward."""
+        spike_post = monitors["spike_post"].peek()
+        if spike_post is None:
             return
-        for name in list(self._cells):
-            cell, state = self.get_cell(name)
-            spike_post = self.pool.get_monitor(name, "spike_post").peek()
-            if spike_post is None:
-                continue
-            weight = cell.connection.weight
-            scale = reward_per_sample(reward, spike_post.shape[0], weight)
-            terms = self.stdp_terms(name, post_scale=scale)
-            if terms is None:
-                continue
-            add_signed(
-                cell.updater.weight,
-                state.lr_post * terms[0] + state.lr_pre * terms[1],
-                state.batch_reduction,
-            )
+        scale = reward_per_sample(reward, spike_post.shape[0], cell.connection.weight)
+        terms = self.stdp_terms(name, post_scale=scale)
+        if terms is None:
+            return
+        add_signed(
+            cell.updater.weight,
+            state.lr_post * terms[0] + state.lr_pre * terms[1],
+            state.batch_reduction,
+        )
 
 
-class MSTDPET(STDP):
+class MSTDPET(PairBasedSTDP):
     """Modulated STDP with an eligibility trace (Florian 2007, MSTDPET).
 
     Called after every ``layer(...)`` step (``learns_windows`` is False: the eligibility and
@@ -90,6 +98,7 @@ class MSTDPET(STDP):
     """
 
     learns_windows = False
+    time_constants = ("tau_pre", "tau_post", "tau_eligibility")
 
     def __init__(
         self,
@@ -101,7 +110,7 @@ class MSTDPET(STDP):
         trace_mode: str = "cumulative",
         batch_reduction: str = "mean",
     ) -> None:
-        super(STDP, self).__init__(
+        super().__init__(
             lr_post=lr_post,
             lr_pre=lr_pre,
             tau_pre=tau_pre,
@@ -110,9 +119,6 @@ class MSTDPET(STDP):
             trace_mode=trace_mode,
             batch_reduction=batch_reduction,
         )
-
-    def check(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        return check_common(hyperparameters, ("tau_pre", "tau_post", "tau_eligibility"))
 
     def add_monitors(self, name, state) -> None:  # noqa: ANN001
         super().add_monitors(name, state)
@@ -125,29 +131,37 @@ class MSTDPET(STDP):
             state.eligibility = torch.empty(0, device=state.eligibility.device)
 
     def forward(self, reward: float | torch.Tensor) -> None:
-        """Decay the eligibility, add this step's terms to it, and add the rewarded change.
+        """Decay every cell's eligibility, add this step's terms to it, and add the rewarded
+        change (training mode only).
 
         Args:
             reward: a scalar or one value per sample ``(B,)`` (dimensionless).
         """
-        if not self.training:
+        super().forward(reward)
+
+    def learn_cell(
+        self,
+        name: str,
+        cell: Cell,
+        state: CellState,
+        monitors: dict[str, Monitor],
+        reward: float | torch.Tensor,
+    ) -> None:
+        """One step of the cell's eligibility and its rewarded weight change."""
+        terms = self.stdp_terms(name, reduction="none")
+        if terms is None:
             return
-        for name in list(self._cells):
-            cell, state = self.get_cell(name)
-            terms = self.stdp_terms(name, reduction="none")
-            if terms is None:
-                continue
-            zeta = state.lr_post * terms[0] + state.lr_pre * terms[1]
-            batch = zeta.shape[0]
-            scale = reward_per_sample(reward, batch, cell.connection.weight)
-            dt = cell.layer.dt
-            eligibility = state.eligibility
-            if eligibility.shape != zeta.shape:
-                eligibility = torch.zeros_like(zeta)
-            eligibility = decayed(eligibility, decay_fraction(dt, state.tau_eligibility))
-            state.eligibility = eligibility + zeta / state.tau_eligibility
-            weighted = state.eligibility * scale.view((-1,) + (1,) * (zeta.dim() - 1))
-            change = weighted.sum(0)
-            if state.batch_reduction == "mean":
-                change = change / batch
-            add_signed(cell.updater.weight, dt * change, state.batch_reduction)
+        zeta = state.lr_post * terms[0] + state.lr_pre * terms[1]
+        batch = zeta.shape[0]
+        scale = reward_per_sample(reward, batch, cell.connection.weight)
+        dt = cell.layer.dt
+        eligibility = state.eligibility
+        if eligibility.shape != zeta.shape:
+            eligibility = torch.zeros_like(zeta)
+        eligibility = decayed(eligibility, decay_fraction(dt, state.tau_eligibility))
+        state.eligibility = eligibility + zeta / state.tau_eligibility
+        weighted = state.eligibility * scale.view((-1,) + (1,) * (zeta.dim() - 1))
+        change = weighted.sum(0)
+        if state.batch_reduction == "mean":
+            change = change / batch
+        add_signed(cell.updater.weight, dt * change, state.batch_reduction)

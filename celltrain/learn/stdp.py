@@ -10,13 +10,112 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.functional.stdp import window_pairs
 from celltrain.learn.terms import add_scaled
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
+from celltrain.neural import Cell
 from celltrain.observe import Latest, Monitor, Trace
 
 PRE = "connection.synapse.spike"
 POST = "neuron.spike"
 
 
-class STDP(IndependentCellTrainer):
+class PairBasedSTDP(IndependentCellTrainer):
+    """What the pair-based STDP rules share (:class:`STDP`, :class:`~celltrain.learn.MSTDP`,
+    :class:`~celltrain.learn.MSTDPET`): the unit-amplitude trace monitors of a cell and its two
+    STDP correlations (:meth:`stdp_terms`). A subclass writes ``__init__`` (its
+    hyperparameters, including ``lr_post``, ``lr_pre``, ``tau_pre``, ``tau_post``,
+    ``trace_mode`` and ``batch_reduction``) and :meth:`learn_cell`.
+
+    Monitors per cell: ``trace_pre``, ``trace_post`` (:class:`~celltrain.observe.Trace`),
+    ``spike_pre``, ``spike_post`` (:class:`~celltrain.observe.Latest`).
+    """
+
+    #: time constants (ms) among the hyperparameters, checked to be finite and > 0
+    time_constants: tuple[str, ...] = ("tau_pre", "tau_post")
+
+    def check(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return check_common(hyperparameters, self.time_constants)
+
+    def add_monitors(self, name: str, state: CellState) -> None:
+        mode = state.trace_mode
+        self.add_monitor(
+            name, "trace_pre", PRE, Monitor.partial(Trace, tau=state.tau_pre, mode=mode)
+        )
+        self.add_monitor(
+            name, "trace_post", POST, Monitor.partial(Trace, tau=state.tau_post, mode=mode)
+        )
+        self.add_monitor(name, "spike_pre", PRE, Monitor.partial(Latest))
+        self.add_monitor(name, "spike_post", POST, Monitor.partial(Latest))
+
+    def stdp_terms(
+        self,
+        name: str,
+        post_scale: torch.Tensor | None = None,
+        reduction: str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The two correlations of cell ``name`` over the latest recorded step(s), before
+        learning rates.
+
+        Returns ``(post spikes (x) trace_pre, trace_post (x) pre spikes)`` in the weight's
+        shape, batch-reduced and summed over the steps the monitors recorded last (one step of
+        ``layer(...)``, or every step of a ``layer.run(...)`` window), or None before the
+        monitors observed anything. ``post_scale`` ``(B,)`` multiplies each sample's terms
+        (e.g. a per-sample reward). ``reduction`` overrides the cell's ``batch_reduction``
+        (``"none"``: one term per sample, ``(B, *weight.shape)``).
+
+        Raises:
+            RuntimeError: the cell's monitors hold windows of different lengths (they were
+                added between two layer calls; call the rule after every layer call).
+        """
+        cell, state = self.get_cell(name)
+        by_name = self.monitors_of(name)
+        monitors = [by_name[m] for m in ("spike_post", "trace_pre", "trace_post", "spike_pre")]
+        if any(monitor.peek() is None for monitor in monitors):
+            return None  # e.g. a cell added after this step's monitors recorded
+        reduction = state.batch_reduction if reduction is None else reduction
+        windows = [monitor.window() for monitor in monitors]
+        if (
+            reduction != "none"
+            and state.trace_mode == "cumulative"
+            and all(w is not None and w.steps > 1 for w in windows)
+            and len({w.steps for w in windows}) == 1
+        ):
+            post, pre = windows[0].values, windows[3].values
+            terms = window_pairs(
+                cell.connection,
+                post,
+                pre,
+                windows[1].start,
+                windows[2].start,
+                tau_pre=state.tau_pre,
+                tau_post=state.tau_post,
+                dt=cell.layer.dt,
+                post_scale=post_scale,
+            )
+            if reduction == "mean":
+                batch = post.shape[1]
+                terms = (terms[0] / batch, terms[1] / batch)
+            return terms
+        spike_post, spike_pre = monitors[0].recent(), monitors[3].recent()
+        trace_pre, trace_post = monitors[1].recent(), monitors[2].recent()
+        windows = (spike_post, trace_pre, trace_post, spike_pre)
+        if len({w.shape[0] for w in windows}) != 1:
+            raise RuntimeError(
+                f"cell {name!r}: its monitors recorded windows of different lengths "
+                f"{[w.shape[0] for w in windows]}; call the rule after every layer call"
+            )
+        dtype = cell.connection.weight.dtype
+        spike_post, trace_post = spike_post.to(dtype), trace_post.to(dtype)
+        if post_scale is not None:
+            shape = (1, -1) + (1,) * (spike_post.dim() - 2)
+            spike_post = spike_post * post_scale.view(shape)
+            trace_post = trace_post * post_scale.view(shape)
+        correlate = cell.connection.correlate_window
+        return (
+            correlate(spike_post, trace_pre, reduction),
+            correlate(trace_post, spike_pre.to(dtype), reduction),
+        )
+
+
+class STDP(PairBasedSTDP):
     """Pair-based STDP driven by unit-amplitude spike traces.
 
     Each time step (one ``forward()`` call after the layer stepped):
@@ -67,102 +166,17 @@ class STDP(IndependentCellTrainer):
             batch_reduction=batch_reduction,
         )
 
-    def check(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        return check_common(hyperparameters, ("tau_pre", "tau_post"))
-
-    def add_monitors(self, name: str, state: CellState) -> None:
-        mode = state.trace_mode
-        self.add_monitor(
-            name, "trace_pre", PRE, Monitor.partial(Trace, tau=state.tau_pre, mode=mode)
-        )
-        self.add_monitor(
-            name, "trace_post", POST, Monitor.partial(Trace, tau=state.tau_post, mode=mode)
-        )
-        self.add_monitor(name, "spike_pre", PRE, Monitor.partial(Latest))
-        self.add_monitor(name, "spike_post", POST, Monitor.partial(Latest))
-
-    def stdp_terms(
-        self,
-        name: str,
-        post_scale: torch.Tensor | None = None,
-        reduction: str | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The two correlations of cell ``name`` over the latest recorded step(s), before
-        learning rates.
-
-        Returns ``(post spikes (x) trace_pre, trace_post (x) pre spikes)`` in the weight's
-        shape, batch-reduced and summed over the steps the monitors recorded last (one step of
-        ``layer(...)``, or every step of a ``layer.run(...)`` window), or None before the
-        monitors observed anything. ``post_scale`` ``(B,)`` multiplies each sample's terms
-        (e.g. a per-sample reward). ``reduction`` overrides the cell's ``batch_reduction``
-        (``"none"``: one term per sample, ``(B, *weight.shape)``).
-
-        Raises:
-            RuntimeError: the cell's monitors hold windows of different lengths (they were
-                added between two layer calls; call the rule after every layer call).
-        """
-        cell, state = self.get_cell(name)
-        get = self.pool.get_monitor
-        monitors = [get(name, m) for m in ("spike_post", "trace_pre", "trace_post", "spike_pre")]
-        if any(monitor.peek() is None for monitor in monitors):
-            return None  # e.g. a cell added after this step's monitors recorded
-        reduction = state.batch_reduction if reduction is None else reduction
-        windows = [monitor.window() for monitor in monitors]
-        if (
-            reduction != "none"
-            and state.trace_mode == "cumulative"
-            and all(w is not None and w.steps > 1 for w in windows)
-            and len({w.steps for w in windows}) == 1
-        ):
-            post, pre = windows[0].values, windows[3].values
-            terms = window_pairs(
-                cell.connection,
-                post,
-                pre,
-                windows[1].start,
-                windows[2].start,
-                tau_pre=state.tau_pre,
-                tau_post=state.tau_post,
-                dt=cell.layer.dt,
-                post_scale=post_scale,
-            )
-            if reduction == "mean":
-                batch = post.shape[1]
-                terms = (terms[0] / batch, terms[1] / batch)
-            return terms
-        spike_post, spike_pre = monitors[0].recent(), monitors[3].recent()
-        trace_pre, trace_post = monitors[1].recent(), monitors[2].recent()
-        windows = (spike_post, trace_pre, trace_post, spike_pre)
-        if len({w.shape[0] for w in windows}) != 1:
-            raise RuntimeError(
-                f"cell {name!r}: its monitors recorded windows of different lengths "
-                f"{[w.shape[0] for w in windows]}; call the rule after every layer call"
-            )
-        dtype = cell.connection.weight.dtype
-        spike_post, trace_post = spike_post.to(dtype), trace_post.to(dtype)
-        if post_scale is not None:
-            shape = (1, -1) + (1,) * (spike_post.dim() - 2)
-            spike_post = spike_post * post_scale.view(shape)
-            trace_post = trace_post * post_scale.view(shape)
-        correlate = cell.connection.correlate_window
-        return (
-            correlate(spike_post, trace_pre, reduction),
-            correlate(trace_post, spike_pre.to(dtype), reduction),
-        )
-
-    #: forward() learns every step of a multi-step Layer.run window at once
+    #: one call after a multi-step Layer.run learns every step of the window at once
     learns_windows = True
 
-    def forward(self) -> None:
-        """Add the STDP terms of the latest step (or ``layer.run`` window) of every cell to its
-        weight updater (training mode only)."""
-        if not self.training:
+    def learn_cell(
+        self, name: str, cell: Cell, state: CellState, monitors: dict[str, Monitor]
+    ) -> None:
+        """Add the STDP terms of the cell's latest step (or ``layer.run`` window) to its weight
+        updater."""
+        terms = self.stdp_terms(name)
+        if terms is None:
             return
-        for name in list(self._cells):
-            cell, state = self.get_cell(name)
-            terms = self.stdp_terms(name)
-            if terms is None:
-                continue
-            update = cell.updater.weight
-            add_scaled(update, state.lr_post, terms[0], state.batch_reduction)
-            add_scaled(update, state.lr_pre, terms[1], state.batch_reduction)
+        update = cell.updater.weight
+        add_scaled(update, state.lr_post, terms[0], state.batch_reduction)
+        add_scaled(update, state.lr_pre, terms[1], state.batch_reduction)

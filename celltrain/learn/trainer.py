@@ -287,8 +287,30 @@ class IndependentCellTrainer(CellTrainer):
     cell with per-cell overrides (stored as the cell's auxiliary :class:`CellState`) and the
     monitors the rule needs. Iterating over the trainer yields ``(cell, state, monitors)``.
 
-    Subclasses set ``required_params`` (parameters the cell's updater must have) and implement
-    :meth:`check` (validate hyperparameters) and :meth:`add_monitors`.
+    A rule is written as three methods, in the manner of torchmetrics' ``update``/``compute``:
+    :meth:`check` (validate hyperparameters), :meth:`add_monitors` (the monitors a cell needs)
+    and :meth:`learn_cell` (one cell's learning step). :meth:`forward` is the template that
+    calls them: it does nothing outside training mode and calls :meth:`learn_cell` for every
+    cell, in the order they were added, passing on its own arguments (e.g. a reward). Set
+    ``required_params`` (parameters the cell's updater must have) and ``learns_windows``.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> from celltrain.observe import Count, Monitor
+        >>> class Potentiate(IndependentCellTrainer):  # every post spike strengthens all inputs
+        ...     def add_monitors(self, name, state):
+        ...         self.add_monitor(name, "spikes", "neuron.spike", Monitor.partial(Count))
+        ...     def learn_cell(self, name, cell, state, monitors):
+        ...         count = monitors["spikes"].peek().sum(0, keepdim=True).t()
+        ...         cell.updater.weight.add(pos=state.lr * count.expand_as(cell.connection.weight))
+        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(3, 2))})
+        >>> rule = Potentiate(lr=0.1)
+        >>> _ = rule.register_cell("in", layer.cell("in"))
+        >>> _ = layer(input=torch.ones(1, 3, dtype=torch.bool))
+        >>> rule()
+        >>> bool(layer.connections["in"].updater.pending)
+        True
 
     Args:
         **defaults: default hyperparameters of every cell.
@@ -299,6 +321,7 @@ class IndependentCellTrainer(CellTrainer):
     def __init__(self, **defaults: Any) -> None:
         super().__init__()
         self.defaults = self.check(dict(defaults))
+        self._monitors_of: dict[str, dict[str, Monitor]] = {}  # cell -> its monitors, cached
 
     def check(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         """Validate (and normalise) a full set of hyperparameters; raise on bad values."""
@@ -335,4 +358,70 @@ class IndependentCellTrainer(CellTrainer):
     def __iter__(self) -> Iterator[tuple[Cell, CellState, dict[str, Monitor]]]:
         """Yield ``(cell, state, monitors by name)`` for every added cell."""
         for name, cell in list(self._cells.items()):
-            yield cell, self.states[name], dict(self.pool.named_monitors_of(name))
+            yield cell, self.states[name], dict(self.monitors_of(name))
+
+    def monitors_of(self, cell: str) -> dict[str, Monitor]:
+        """The monitors of cell ``cell`` by name (kept between calls; do not modify).
+
+        Raises:
+            AttributeError: the cell does not exist.
+        """
+        monitors = self._monitors_of.get(cell)
+        if monitors is None:
+            monitors = self._monitors_of[cell] = dict(self.named_monitors_of(cell))
+        return monitors
+
+    def add_monitor(
+        self,
+        cell: str,
+        name: str,
+        attr: str,
+        monitor: MonitorConstructor,
+        unique: bool = False,
+        /,
+        **tags: Any,
+    ) -> Monitor:
+        self._monitors_of.pop(cell, None)
+        return super().add_monitor(cell, name, attr, monitor, unique, **tags)
+
+    add_monitor.__doc__ = CellTrainer.add_monitor.__doc__
+
+    def del_monitor(self, cell: str, name: str) -> None:
+        self._monitors_of.pop(cell, None)
+        super().del_monitor(cell, name)
+
+    del_monitor.__doc__ = CellTrainer.del_monitor.__doc__
+
+    def del_cell(self, name: str) -> None:
+        self._monitors_of.pop(name, None)
+        super().del_cell(name)
+
+    del_cell.__doc__ = CellTrainer.del_cell.__doc__
+
+    def forward(self, *args: Any, **kwargs: Any) -> None:
+        """The rule's step: in training mode, :meth:`learn_cell` for every cell, with these
+        arguments (e.g. a reward); nothing in evaluation mode."""
+        if not self.training:
+            return
+        for name, cell in list(self._cells.items()):
+            self.learn_cell(name, cell, self.states[name], self.monitors_of(name), *args, **kwargs)
+
+    def learn_cell(
+        self,
+        name: str,
+        cell: Cell,
+        state: CellState,
+        monitors: dict[str, Monitor],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Add one cell's learning terms to its updater(s), from what its monitors recorded.
+
+        Args:
+            name: the cell's name in this trainer.
+            cell: the cell.
+            state: its :class:`CellState` (hyperparameters and the rule's buffers).
+            monitors: its monitors by name (those :meth:`add_monitors` added).
+            *args, **kwargs: what :meth:`forward` was called with (e.g. a reward).
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement learn_cell()")

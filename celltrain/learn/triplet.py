@@ -10,6 +10,7 @@ from celltrain.learn.checks import check_common
 from celltrain.learn.stdp import POST, PRE
 from celltrain.learn.terms import add_scaled
 from celltrain.learn.trainer import CellState, IndependentCellTrainer
+from celltrain.neural import Cell
 from celltrain.observe import Latest, Monitor, Trace
 from celltrain.utils.filters import decay_fraction, decayed
 
@@ -88,32 +89,27 @@ class TripletSTDP(IndependentCellTrainer):
             state.r2_previous = torch.empty(0, device=state.r2_previous.device)
             state.o2_previous = torch.empty(0, device=state.o2_previous.device)
 
-    def forward(self) -> None:
-        """Add this step's triplet terms of every cell (training mode only)."""
-        if not self.training:
+    def learn_cell(
+        self, name: str, cell: Cell, state: CellState, monitors: dict[str, Monitor]
+    ) -> None:
+        """Add the cell's triplet terms of this step."""
+        post, pre = monitors["spike_post"].peek(), monitors["spike_pre"].peek()
+        r1, r2 = monitors["r1"].peek(), monitors["r2"].peek()
+        o1, o2 = monitors["o1"].peek(), monitors["o2"].peek()
+        if any(x is None for x in (post, pre, r1, r2, o1, o2)):
             return
-        get = self.pool.get_monitor
-        for name in list(self._cells):
-            cell, state = self.get_cell(name)
-            post, pre = get(name, "spike_post").peek(), get(name, "spike_pre").peek()
-            r1, r2 = get(name, "r1").peek(), get(name, "r2").peek()
-            o1, o2 = get(name, "o1").peek(), get(name, "o2").peek()
-            if any(x is None for x in (post, pre, r1, r2, o1, o2)):
-                continue
-            dt = cell.layer.dt
-            o2_before = _before(state.o2_previous, o2, dt, state.tau_y)
-            r2_before = _before(state.r2_previous, r2, dt, state.tau_x)
-            state.o2_previous, state.r2_previous = o2, r2
-            dtype = cell.connection.weight.dtype
-            post, pre = post.to(dtype), pre.to(dtype)
-            correlate, reduction = cell.connection.correlate, state.batch_reduction
-            update = cell.updater.weight
-            add_scaled(update, state.lr2_post, correlate(post, r1, reduction), reduction)
-            add_scaled(
-                update, state.lr3_post, correlate(post * o2_before, r1, reduction), reduction
-            )
-            add_scaled(update, state.lr2_pre, correlate(o1, pre, reduction), reduction)
-            add_scaled(update, state.lr3_pre, correlate(o1, pre * r2_before, reduction), reduction)
+        dt = cell.layer.dt
+        o2_before = _before(state.o2_previous, o2, dt, state.tau_y)
+        r2_before = _before(state.r2_previous, r2, dt, state.tau_x)
+        state.o2_previous, state.r2_previous = o2, r2
+        dtype = cell.connection.weight.dtype
+        post, pre = post.to(dtype), pre.to(dtype)
+        correlate, reduction = cell.connection.correlate, state.batch_reduction
+        update = cell.updater.weight
+        add_scaled(update, state.lr2_post, correlate(post, r1, reduction), reduction)
+        add_scaled(update, state.lr3_post, correlate(post * o2_before, r1, reduction), reduction)
+        add_scaled(update, state.lr2_pre, correlate(o1, pre, reduction), reduction)
+        add_scaled(update, state.lr3_pre, correlate(o1, pre * r2_before, reduction), reduction)
 
 
 def _before(previous: torch.Tensor, now: torch.Tensor, dt: float, tau: float) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -169,7 +170,7 @@ class SpikingModule(L.LightningModule):
             return False
         if not learn:
             return True
-        return type(self).step_trainers is SpikingModule.step_trainers and all(
+        return not is_overridden("step_trainers", self, SpikingModule) and all(
             trainer.learns_windows for trainer in self.trainers.values()
         )
 
