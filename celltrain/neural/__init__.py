@@ -11,7 +11,7 @@ from celltrain.neural.constraints import Clamp, Normalize
 from celltrain.neural.encoders import Encoder, PoissonEncoder, RegularEncoder
 from celltrain.neural.layer import Layer
 from celltrain.neural.networks import diehl_cook_layer, voltage_resistance
-from celltrain.neural.neurons import ALIF, LIF, Izhikevich, Neuron
+from celltrain.neural.neurons import ALIF, LIF, QIF, Izhikevich, Neuron
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.synapses import DeltaCurrent, ExponentialCurrent, Synapse, VoltageJump
 from celltrain.neural.updater import ParameterUpdate, Updater
@@ -40,6 +40,7 @@ __all__ = [
     "ParameterUpdate",
     "PoissonEncoder",
     "PowerBound",
+    "QIF",
     "RegularEncoder",
     "SoftBound",
     "Stepped",

@@ -1,5 +1,6 @@
-"""Spiking neuron models: :class:`LIF`, :class:`ALIF` (adaptive threshold) and
-:class:`Izhikevich`.
+"""Spiking neuron models: :class:`LIF`, :class:`ALIF` (adaptive threshold), :class:`Izhikevich`
+and :class:`QIF`, each a module that holds the state and calls a pure step function of
+:mod:`celltrain.neural.functional`.
 
 A neuron maps the total input current of one time step, shape ``(B, *shape)`` in nA, to the
 spikes of that step, shape ``(B, *shape)`` bool. Voltages are in mV, times in ms, resistance in
@@ -14,10 +15,20 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from celltrain.neural.functional import (
+    IzhikevichConstants,
+    LIFConstants,
+    QIFConstants,
+    alif_step,
+    izhikevich_step,
+    lif_constants,
+    lif_step,
+    qif_step,
+)
 from celltrain.neural.stepped import Stepped
 from celltrain.neural.updater import Updater
 from celltrain.utils.checks import batched, finite, non_negative, positive, reduction_of, shape_of
-from celltrain.utils.filters import decay_fraction, decayed, exponential_filter, state_dtype
+from celltrain.utils.filters import decay_fraction, exponential_filter, state_dtype
 from celltrain.utils.gradient import gradient_free
 from celltrain.utils.spikes import spike_values
 
@@ -26,11 +37,22 @@ class Neuron(Stepped):
     """Base class of neuron populations of a fixed ``shape``.
 
     State (each ``(B, *shape)``): ``voltage`` (mV), ``refractory`` (ms of refractory time left),
-    ``spike`` (bool, the spikes of the last step). Subclasses implement :meth:`step`.
+    ``spike`` (bool, the spikes of the last step). A model is a pure step function (see
+    :mod:`celltrain.neural.functional`) and a subclass that sets :attr:`rest_voltage`, holds
+    any extra state (:meth:`register_state`, :meth:`rest_state`) and implements :meth:`step`
+    by calling the function on its state.
+
+    A refractory neuron counts ``refractory`` down by ``dt`` per step; a remainder below
+    ``1e-3 * dt`` is rounding error of that countdown (e.g. ``0.5 - 5 * 0.1`` in float32), not
+    time left, so a neuron is held for exactly ``refractory_period / dt`` steps after its
+    spike's step when that is an integer, and ``ceil(refractory_period / dt)`` otherwise.
 
     Args:
         shape: shape of the population (int or tuple of ints), without the batch dimension.
     """
+
+    #: the potential (mV) a population starts from at rest; every model sets it
+    rest_voltage: float
 
     def __init__(self, shape: int | Sequence[int]) -> None:
         super().__init__()
@@ -87,7 +109,7 @@ class Neuron(Stepped):
         """One step without argument checks (the state must exist, see :meth:`prepare`): the
         inner loop of :meth:`~celltrain.neural.Layer.run`. Returns the spikes."""
         spike = self.step(current)
-        self._buffers["spike"] = spike
+        self.spike = spike
         return spike
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
@@ -107,16 +129,6 @@ class Neuron(Stepped):
                 bool (only the steps taken, if the window stopped at an error), or None when
                 no step was taken. Nothing by default.
         """
-
-    def held(self) -> torch.Tensor:
-        """Which neurons are refractory during this step (bool ``(B, *shape)``).
-
-        ``refractory`` counts down by ``dt`` per step; a remainder below ``1e-3 * dt`` is
-        rounding error of that countdown (e.g. ``0.5 - 5 * 0.1`` in float32), not time left, so
-        a neuron is held for exactly ``refractory_period / dt`` steps when that is an integer,
-        and ``ceil(refractory_period / dt)`` steps otherwise.
-        """
-        return self.refractory > 1e-3 * self.dt
 
 
 class LIF(Neuron):
@@ -167,79 +179,47 @@ class LIF(Neuron):
             )
         self.refractory_period = non_negative("refractory_period", refractory_period)
         self.resistance = positive("resistance", resistance)
+        self._constants_key: tuple | None = None  # what self._constants was made for
+        self._constants: LIFConstants | None = None
 
     def threshold(self) -> torch.Tensor | float:
         """Firing threshold in mV (a tensor of shape ``(B, *shape)`` for adaptive models)."""
         return self.threshold_voltage
 
-    def constants(self, like: torch.Tensor) -> _Constants:
-        """This step's constants as 0-dim tensors of ``like``'s dtype and device.
-
-        An operation with a Python number wraps it into a tensor every time (about 1.5 us on a
-        CPU, as much as the arithmetic of a small population), so the numbers a step uses are
-        made into tensors once. Setting any attribute (a parameter, ``dt``) drops them, and
-        they are remade for another dtype or device.
-        """
-        cached = self.__dict__.get("_constants")
-        if cached is None or cached.dtype != like.dtype or cached.device != like.device:
-            cached = _Constants(self._constant_values(), like)
-            self.__dict__["_constants"] = cached
-        return cached
-
-    def _constant_values(self) -> dict[str, float]:
-        return {
-            "dt": self.dt,
-            "held_above": 1e-3 * self.dt,  # see held()
-            "fraction": decay_fraction(self.dt, self.tau_membrane),
-            "rest": self.rest_voltage,
-            "resistance": self.resistance,
-            "reset": self.reset_voltage,
-            "threshold": self.threshold_voltage,
-            "refractory_period": self.refractory_period,
-            "zero": 0.0,
-        }
-
-    def _integrate(self, current: torch.Tensor, c: _Constants) -> torch.Tensor:
-        # two operations: the voltage the current holds the neuron at, rest + R I, and v moved
-        # towards it by the decay fraction k: v + k (rest + R I - v), written into the first
-        # temporary
-        target = torch.add(c.rest, current, alpha=c.resistance_number)
-        return torch.lerp(self._buffers["voltage"], target, c.fraction_number, out=target)
+    def constants(self, like: torch.Tensor) -> LIFConstants:
+        """This step's :class:`~celltrain.neural.functional.LIFConstants` in ``like``'s dtype
+        and device, made again whenever ``dt``, a parameter, the dtype or the device changed
+        (0-dim tensors: made once, not at every step)."""
+        key = (
+            like.dtype,
+            like.device,
+            self.dt,
+            self.tau_membrane,
+            self.rest_voltage,
+            self.reset_voltage,
+            self.threshold_voltage,
+            self.refractory_period,
+            self.resistance,
+        )
+        if self._constants_key != key:
+            self._constants = lif_constants(
+                dt=self.dt,
+                tau_membrane=self.tau_membrane,
+                rest_voltage=self.rest_voltage,
+                reset_voltage=self.reset_voltage,
+                threshold_voltage=self.threshold_voltage,
+                refractory_period=self.refractory_period,
+                resistance=self.resistance,
+                like=like,
+            )
+            self._constants_key = key
+        return self._constants
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        c = self.constants(current)
-        return self._fire(current, c, c.threshold)
-
-    def _fire(self, current: torch.Tensor, c: _Constants, threshold: torch.Tensor) -> torch.Tensor:
-        """Integrate one step of ``current``, spike where the voltage reaches ``threshold``
-        (mV, broadcast to ``(B, *shape)``), reset and count down refractoriness."""
-        # Written for few tensor operations and little Python (each operation costs
-        # microseconds at small sizes): the temporaries are fresh, so the in-place calls modify
-        # no state; state is read and written through the buffer dict directly.
-        state = self._buffers
-        refractory = state["refractory"]
-        held = refractory > c.held_above
-        voltage = self._integrate(current, c)  # held neurons' values are replaced below
-        above = torch.ge(voltage, threshold)
-        spike = torch.gt(above, held)  # for bools, a > b is "a and not b"
-        # A held neuron sits at reset_voltage (it was set there by its spike and is not
-        # integrated while held), so "spiked or held" is exactly where the voltage is reset.
-        state["voltage"] = voltage.masked_fill_(above.logical_or_(held), c.reset)
-        state["refractory"] = (
-            (refractory - c.dt).clamp_min_(c.zero).masked_fill_(spike, c.refractory_period)
+        spike, self.voltage, self.refractory = lif_step(
+            current, self.voltage, self.refractory, self.constants(current)
         )
         return spike
-
-
-class _Constants:
-    """0-dim tensors of one neuron's step constants (see :meth:`LIF.constants`); each value is
-    also kept as a number under ``<name>_number`` for arguments that take numbers."""
-
-    def __init__(self, values: dict[str, float], like: torch.Tensor) -> None:
-        self.dtype, self.device = like.dtype, like.device
-        for name, value in values.items():
-            setattr(self, name, torch.tensor(value, dtype=like.dtype, device=like.device))
-            setattr(self, f"{name}_number", value)
 
 
 class ALIF(LIF):
@@ -303,19 +283,18 @@ class ALIF(LIF):
     def threshold(self) -> torch.Tensor:
         return self.threshold_voltage + self.adaptation
 
-    def _constant_values(self) -> dict[str, float]:
-        values = super()._constant_values()
-        values["theta_fraction"] = decay_fraction(self.dt, self.tau_theta)
-        return values
-
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        state = self._buffers
-        previous = state["adaptation"]
-        c = self.constants(current)
-        adaptation = decayed(previous, c.theta_fraction_number)  # decays before the threshold
-        spike = self._fire(current, c, adaptation + c.threshold_number)
-        adaptation.add_(spike_values(spike), alpha=self.theta_plus)
-        state["adaptation"] = adaptation
+        previous = self.adaptation
+        spike, self.voltage, self.refractory, adaptation = alif_step(
+            current,
+            self.voltage,
+            self.refractory,
+            previous,
+            self.constants(current),
+            decay_fraction(self.dt, self.tau_theta),
+            self.theta_plus,
+        )
+        self.adaptation = adaptation
         if self.learning and self._window_start is None:  # in a window: at end_window
             change = self._reduce(adaptation - previous, 0)
             self.updater.theta.add(
@@ -404,15 +383,73 @@ class Izhikevich(Neuron):
         self.recovery = self.voltage * self.b
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        v, u = self.voltage, self.recovery
-        held = self.held()
-        dv = 0.04 * v * v + 5.0 * v + 140.0 - u + self.resistance * current
-        voltage = torch.where(held, v, v + self.dt * dv)
-        recovery = u + self.dt * self.a * (self.b * v - u)
-        spike = (voltage >= self.peak_voltage) & ~held
-        self.voltage = torch.where(spike, self.c, voltage)
-        self.recovery = torch.where(spike, recovery + self.d, recovery)
-        self.refractory = torch.where(
-            spike, self.refractory_period, (self.refractory - self.dt).clamp_min(0.0)
+        k = IzhikevichConstants(
+            self.a,
+            self.b,
+            self.c,
+            self.d,
+            self.resistance,
+            self.peak_voltage,
+            self.refractory_period,
+            self.dt,
         )
+        spike, self.voltage, self.recovery, self.refractory = izhikevich_step(
+            current, self.voltage, self.recovery, self.refractory, k
+        )
+        return spike
+
+
+class QIF(Neuron):
+    """Quadratic integrate-and-fire neurons (Latham et al. 2000), forward Euler:
+    ``tau_membrane dv/dt = sharpness (v - rest)(v - critical) + resistance * I``. Below
+    ``critical_voltage`` the voltage relaxes to ``rest_voltage``; above it, it runs away to
+    ``peak_voltage``, where the neuron spikes and is set to ``reset_voltage`` (and held there
+    for ``refractory_period`` ms).
+
+    Args:
+        shape: population shape.
+        tau_membrane: membrane time constant (ms, > 0).
+        sharpness: curvature of the quadratic (1/mV, > 0).
+        rest_voltage, critical_voltage: the stable and the unstable fixed point (mV).
+        peak_voltage, reset_voltage: spike cut-off and reset (mV).
+        resistance: membrane resistance (MOhm, > 0).
+        refractory_period: time held at reset after a spike (ms, >= 0).
+    """
+
+    def __init__(
+        self,
+        shape: int | Sequence[int],
+        *,
+        tau_membrane: float = 10.0,
+        sharpness: float = 0.2,
+        rest_voltage: float = -65.0,
+        critical_voltage: float = -50.0,
+        peak_voltage: float = 0.0,
+        reset_voltage: float = -70.0,
+        resistance: float = 1.0,
+        refractory_period: float = 0.0,
+    ) -> None:
+        super().__init__(shape)
+        self.tau_membrane = positive("tau_membrane", tau_membrane)
+        self.sharpness = positive("sharpness", sharpness)
+        self.rest_voltage = finite("rest_voltage", rest_voltage)
+        self.critical_voltage = finite("critical_voltage", critical_voltage)
+        self.peak_voltage = finite("peak_voltage", peak_voltage)
+        self.reset_voltage = finite("reset_voltage", reset_voltage)
+        self.resistance = positive("resistance", resistance)
+        self.refractory_period = non_negative("refractory_period", refractory_period)
+
+    def step(self, current: torch.Tensor) -> torch.Tensor:
+        k = QIFConstants(
+            self.dt,
+            self.tau_membrane,
+            self.sharpness,
+            self.rest_voltage,
+            self.critical_voltage,
+            self.resistance,
+            self.peak_voltage,
+            self.reset_voltage,
+            self.refractory_period,
+        )
+        spike, self.voltage, self.refractory = qif_step(current, self.voltage, self.refractory, k)
         return spike

@@ -15,29 +15,33 @@ class Stepped(HookedModule):
     component it holds whenever ``layer.dt`` changes, so no component keeps a stale copy.
     Standalone components start at ``dt = 1.0`` ms.
 
-    State tensors have shape ``(B, *shape)``. They are non-persistent buffers (they are not
-    learned and must not pin a batch size into checkpoints), start empty, are created at rest
-    on the first step after :meth:`reset`, and are always replaced out of place, so a state
-    created under ``torch.inference_mode()`` never has to be modified in place later.
+    State tensors have shape ``(B, *shape)``. They are declared with :meth:`register_state`
+    and held as plain attributes, not buffers: they are not learned and must not pin a batch
+    size into checkpoints (nor be broadcast between processes), and reading them costs no
+    ``nn.Module.__getattr__`` lookup in the step loop. ``.to()``, ``.double()`` and the like
+    still convert them (:meth:`_apply`). They start empty, are created at rest on the first
+    step after :meth:`reset`, and are always replaced out of place, so a state created under
+    ``torch.inference_mode()`` never has to be modified in place later.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._dt = 1.0
         self._state_names: list[str] = []
-        self._state_fast: set[str] = set()
 
     def __setattr__(self, name: str, value: object) -> None:
-        # State is replaced every step; writing the buffer slot directly skips
-        # nn.Module.__setattr__'s registration path, which dominates a step's Python cost.
-        if name in self.__dict__.get("_state_fast", ()):
+        if name in self.__dict__.get("_state_names", ()):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"state {name!r} must be a tensor, got {type(value).__name__}")
-            self._buffers[name] = value
+            self.__dict__[name] = value
         else:
             super().__setattr__(name, value)
-            # cached step constants (e.g. LIF.constants) follow any parameter or dt change
-            self.__dict__.pop("_constants", None)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202 (nn.Module's signature)
+        super()._apply(fn, recurse)
+        for name in self._state_names:
+            self.__dict__[name] = fn(self.__dict__[name])
+        return self
 
     @property
     def dt(self) -> float:
@@ -49,10 +53,15 @@ class Stepped(HookedModule):
         self._dt = positive("dt", value)
 
     def register_state(self, name: str, dtype: torch.dtype | None = None) -> None:
-        """Declare an empty, non-persistent state buffer ``name`` (filled lazily)."""
-        self.register_buffer(name, torch.empty(0, dtype=dtype), persistent=False)
+        """Declare the state tensor ``name``, empty until the first step (filled lazily).
+
+        Raises:
+            KeyError: ``name`` is already an attribute.
+        """
+        if hasattr(self, name):
+            raise KeyError(f"{type(self).__name__} already has an attribute {name!r}")
+        self.__dict__[name] = torch.empty(0, dtype=dtype)
         self._state_names.append(name)
-        self._state_fast.add(name)
 
     def needs_state(self, batch: int) -> bool:
         """Whether the state must be created at rest for a batch of ``batch`` samples.

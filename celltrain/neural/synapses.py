@@ -67,10 +67,9 @@ class Synapse(Stepped):
     def advance(self, spike: torch.Tensor) -> torch.Tensor:
         """One step without argument checks (the state must exist, see :meth:`prepare`):
         the inner loop of :meth:`~celltrain.neural.Layer.run`."""
-        state = self._buffers
-        state["spike"] = spike
-        current = self.step(spikes_as(spike, state["current"].dtype))
-        state["current"] = current
+        self.spike = spike
+        current = self.step(spikes_as(spike, self.current.dtype))
+        self.current = current
         return current
 
     @gradient_free
