@@ -154,3 +154,31 @@ def test_ddp_local_is_known_to_the_celltrain_command(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"^\s*strategy: ddp_local$", result.stdout, flags=re.M)
+
+
+PUBLIC_LAYERS = (
+    "celltrain.neural",
+    "celltrain.neural.functional",
+    "celltrain.observe",
+    "celltrain.learn",
+    "celltrain.callbacks",
+    "celltrain.lightning",
+)
+
+
+def public_classes():
+    import importlib
+    import inspect
+
+    for module_name in PUBLIC_LAYERS:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj):
+                yield f"{module_name}.{name}", obj
+
+
+@pytest.mark.parametrize(("name", "cls"), list(public_classes()), ids=lambda x: str(x))
+def test_every_public_class_has_a_runnable_example(name, cls):
+    """The examples themselves run as doctests (``--doctest-modules`` on ``celltrain/``)."""
+    assert "Example::" in (cls.__doc__ or "") and ">>>" in cls.__doc__, name

@@ -57,6 +57,13 @@ class LogMonitors(L.Callback):
     Args:
         every_n_batches: log after every this many training batches (>= 1).
         image_shape: ``(H, W)`` of the input images for receptive fields (default: square).
+
+    Example::
+
+        >>> import lightning as L
+        >>> callback = LogMonitors(every_n_batches=10, image_shape=(8, 8))
+        >>> callback.every_n_batches, callback.image_shape
+        (10, (8, 8))
     """
 
     def __init__(self, every_n_batches: int = 50, image_shape: tuple[int, int] | None = None):

@@ -24,6 +24,13 @@ class MonitorMode(L.Callback):
     otherwise), and calls ``trainer.train(False)`` when the sanity check, validation, test or
     predict starts, so monitors never record there, however many validation rounds interleave
     with training.
+
+    Example::
+
+        >>> import lightning as L
+        >>> trainer = L.Trainer(callbacks=[MonitorMode()], logger=False, enable_progress_bar=False)
+        >>> sum(isinstance(c, MonitorMode) for c in trainer.callbacks)
+        1
     """
 
     def __init__(self) -> None:

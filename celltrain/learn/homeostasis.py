@@ -31,6 +31,17 @@ class Homeostasis(IndependentCellTrainer):
         target_rate: target firing rate (Hz, >= 0).
         lr: weight change per unit error (weight units per spike).
         batch_reduction: ``"mean"`` or ``"sum"``.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.zeros(1, 2)
+        >>> layer = Layer({"n": LIF(1)}, {"in": ("input", "n", Linear(2, 1, weight=w))})
+        >>> rule = Homeostasis(target_rate=100.0, lr=0.1)
+        >>> _ = rule.register_cell("in", layer.cell("in"))
+        >>> _ = layer(input=torch.zeros(1, 2, dtype=torch.bool)); rule()
+        >>> layer.connections["in"].updater.weight.pos  # silent below 100 Hz: weights go up
+        tensor([[0.0100, 0.0100]])
     """
 
     def __init__(

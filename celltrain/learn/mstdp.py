@@ -43,6 +43,18 @@ class MSTDP(STDP):
     The positive part goes to the updater's ``pos``, the negative part to ``neg``.
 
     Args: as for :class:`~celltrain.learn.STDP`.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.full((1, 2), 500.0)
+        >>> layer = Layer({"n": LIF(1)}, {"in": ("input", "n", Linear(2, 1, weight=w))})
+        >>> rule = MSTDP(lr_post=0.01, lr_pre=-0.01)
+        >>> _ = rule.register_cell("in", layer.cell("in"))
+        >>> _ = layer(input=torch.tensor([[True, False]]))
+        >>> rule(reward=-1.0)  # a punished coincidence depresses the weight
+        >>> layer.connections["in"].updater.weight.neg
+        tensor([[0., 0.]])
     """
 
     #: a reward belongs to one step: call the rule after every ``layer(...)`` step
@@ -95,6 +107,18 @@ class MSTDPET(PairBasedSTDP):
     Args:
         tau_eligibility: eligibility trace time constant (ms, > 0).
         others: as for :class:`~celltrain.learn.STDP`.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.full((1, 2), 500.0)
+        >>> layer = Layer({"n": LIF(1)}, {"in": ("input", "n", Linear(2, 1, weight=w))})
+        >>> rule = MSTDPET(tau_eligibility=25.0)
+        >>> _ = rule.register_cell("in", layer.cell("in"))
+        >>> _ = layer(input=torch.tensor([[True, False]]))
+        >>> rule(reward=1.0)
+        >>> rule.states["in"].eligibility.shape  # (B, *weight.shape)
+        torch.Size([1, 1, 2])
     """
 
     learns_windows = False

@@ -26,6 +26,19 @@ class PairBasedSTDP(IndependentCellTrainer):
 
     Monitors per cell: ``trace_pre``, ``trace_post`` (:class:`~celltrain.observe.Trace`),
     ``spike_pre``, ``spike_post`` (:class:`~celltrain.observe.Latest`).
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.full((2, 3), 500.0)
+        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(3, 2, weight=w))})
+        >>> rule = STDP()  # a PairBasedSTDP
+        >>> _ = rule.register_cell("in", layer.cell("in"))
+        >>> _ = layer(input=torch.ones(1, 3, dtype=torch.bool))
+        >>> post_pre, _ = rule.stdp_terms("in")  # coincident spikes pair with the traces' own step
+        >>> post_pre
+        tensor([[1., 1., 1.],
+                [1., 1., 1.]])
     """
 
     #: time constants (ms) among the hyperparameters, checked to be finite and > 0
@@ -146,6 +159,18 @@ class STDP(PairBasedSTDP):
         tau_post: postsynaptic trace time constant (ms, > 0).
         trace_mode: ``"cumulative"`` or ``"nearest"``.
         batch_reduction: ``"mean"`` or ``"sum"`` over the batch.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.full((1, 2), 500.0)
+        >>> layer = Layer({"n": LIF(1)}, {"in": ("input", "n", Linear(2, 1, weight=w))})
+        >>> stdp = STDP(lr_post=0.01, lr_pre=-0.005)
+        >>> _ = stdp.register_cell("in", layer.cell("in"))
+        >>> _ = layer.run(input=torch.tensor([[[True, False]], [[False, False]]]))
+        >>> stdp(); stdp.update()  # one post spike, coincident with input 0: lr_post + lr_pre
+        >>> layer.connections["in"].weight.data - 500.0
+        tensor([[0.0050, 0.0000]])
     """
 
     def __init__(

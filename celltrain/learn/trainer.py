@@ -25,6 +25,17 @@ class CellTrainer(nn.Module):
 
     Args:
         **kwargs: passed to ``nn.Module.__init__`` (cooperative multiple inheritance).
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> from celltrain.observe import Latest, Monitor
+        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(3, 2))})
+        >>> trainer = CellTrainer()
+        >>> cell, state = trainer.add_cell("in", layer.cell("in"))
+        >>> monitor = trainer.add_monitor("in", "spikes", "neuron.spike", Monitor.partial(Latest))
+        >>> trainer.get_monitor("in", "spikes") is monitor, trainer.get_monitor("x", "spikes")
+        (True, None)
     """
 
     #: Whether ``forward()`` may be called once after a multi-step
@@ -268,7 +279,14 @@ class CellTrainer(nn.Module):
 
 class CellState(nn.Module):
     """Auxiliary state of one cell in an :class:`IndependentCellTrainer`: its hyperparameters
-    as attributes (and any buffers the rule adds)."""
+    as attributes (and any buffers the rule adds).
+
+    Example::
+
+        >>> state = CellState(lr=0.1, tau=20.0)
+        >>> state.lr, state.hyperparameters
+        (0.1, {'lr': 0.1, 'tau': 20.0})
+    """
 
     def __init__(self, **hyperparameters: Any) -> None:
         super().__init__()
@@ -304,7 +322,8 @@ class IndependentCellTrainer(CellTrainer):
         ...     def learn_cell(self, name, cell, state, monitors):
         ...         count = monitors["spikes"].peek().sum(0, keepdim=True).t()
         ...         cell.updater.weight.add(pos=state.lr * count.expand_as(cell.connection.weight))
-        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(3, 2))})
+        >>> w = torch.full((2, 3), 500.0)
+        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(3, 2, weight=w))})
         >>> rule = Potentiate(lr=0.1)
         >>> _ = rule.register_cell("in", layer.cell("in"))
         >>> _ = layer(input=torch.ones(1, 3, dtype=torch.bool))

@@ -37,6 +37,18 @@ class TripletSTDP(IndependentCellTrainer):
         tau_minus, tau_y: postsynaptic trace time constants (ms, > 0).
         trace_mode: ``"cumulative"`` (all-to-all) or ``"nearest"``.
         batch_reduction: ``"mean"`` or ``"sum"``.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.full((1, 2), 500.0)
+        >>> layer = Layer({"n": LIF(1)}, {"in": ("input", "n", Linear(2, 1, weight=w))})
+        >>> rule = TripletSTDP()
+        >>> _ = rule.register_cell("in", layer.cell("in"))
+        >>> for _ in range(3):
+        ...     _ = layer(input=torch.tensor([[True, False]])); rule()
+        >>> bool(layer.connections["in"].updater.pending)
+        True
     """
 
     def __init__(

@@ -18,7 +18,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 class IndexedDataset(Dataset):
     """Tensors ``x`` ``(N, *shape)`` and labels ``y`` ``(N,)``; item ``i`` is
-    ``(x[i], y[i], i)``."""
+    ``(x[i], y[i], i)``.
+
+    Example::
+
+        >>> dataset = IndexedDataset(torch.rand(3, 4), torch.tensor([0, 1, 2]))
+        >>> x, y, index = dataset[2]
+        >>> x.shape, int(y), int(index)
+        (torch.Size([4]), 2, 2)
+    """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if x.shape[0] != y.shape[0]:
@@ -171,6 +179,14 @@ class DigitsDataModule(SplitDataModule):
         test_size: test samples.
         split_seed: seed of the fixed split (not of the training shuffle).
         batch_size, shuffle, seed, num_workers: as for :class:`SplitDataModule`.
+
+    Example::
+
+        >>> data = DigitsDataModule(batch_size=8)
+        >>> data.setup("fit")
+        >>> x, y, index = next(iter(data.train_dataloader()))
+        >>> x.shape, y.shape  # 8x8 images as 64 intensities in [0, 1]
+        (torch.Size([8, 64]), torch.Size([8]))
     """
 
     def __init__(
@@ -240,6 +256,21 @@ class IDXDataModule(SplitDataModule):
         root: the directory.
         val_size: validation samples taken from the end of the training files.
         batch_size, shuffle, seed, num_workers: as for :class:`SplitDataModule`.
+
+    Example::
+
+        >>> import tempfile, pathlib, numpy as np
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> def write(name, array):  # MNIST's IDX format: magic, dims, bytes
+        ...     (root / name).write_bytes(bytes([0, 0, 8, array.ndim]) + b"".join(
+        ...         d.to_bytes(4, "big") for d in array.shape) + array.astype(np.uint8).tobytes())
+        >>> for split, n in (("train", 12), ("t10k", 4)):
+        ...     write(f"{split}-images-idx3-ubyte", np.zeros((n, 2, 2)))
+        ...     write(f"{split}-labels-idx1-ubyte", np.arange(n) % 10)
+        >>> data = IDXDataModule(str(root), batch_size=4, val_size=4)
+        >>> data.setup("fit")
+        >>> next(iter(data.train_dataloader()))[0].shape
+        torch.Size([4, 4])
     """
 
     def __init__(

@@ -28,16 +28,17 @@ class DiehlCook(SpikingModule):
         seed: encoder seed.
         batch_reduction: STDP and theta reduction over the batch.
 
-    Defaults are tuned for the 64-input digits (fixed test split, 5 epochs, batch 16: 91.9%
-    test accuracy at seed 0; see examples/README.md): ``"sum"`` over
-    the batch so each sample teaches as much as at batch size 1 (``"mean"`` divided every
-    sample's change by 16: 45% after one epoch), 127.5 Hz input so the 64 inputs drive the
-    neurons about as MNIST's 784 do at 63.75 Hz, and ``theta_plus=0.2`` mV, four times the
-    paper's, since 1,257 samples give each neuron far fewer spikes to adapt its threshold with
-    than MNIST's 60,000 (5 epochs, seeds 0-3, simulated with ``Layer.run``: 0.2 gave 88.6-91.9%
-    (mean 90.6%), 0.25 88.9-90.6%, 0.3 88.1-90.3%; earlier, step by step, 0.05 gave 87.5%,
-    0.15 89.2% and 0.5 82.5% at seed 0). A run is chaotic: float rounding alone (the window
-    and the step-by-step simulation agree to 1e-14 in float64) moves one run by 1-3 points.
+    Defaults are tuned for the 64-input digits (the sweeps are in examples/README.md):
+    ``"sum"`` over the batch so each sample teaches as much as at batch size 1, 127.5 Hz input
+    so the 64 inputs drive the neurons about as MNIST's 784 do at 63.75 Hz, and
+    ``theta_plus=0.2`` mV, four times the paper's, since 1,257 samples give each neuron far
+    fewer spikes to adapt its threshold with than MNIST's 60,000.
+
+    Example::
+
+        >>> model = DiehlCook(inputs=64, neurons=10, steps=20)
+        >>> sorted(model.network.neurons), list(model.trainers)
+        (['exc', 'inh'], ['stdp'])
     """
 
     def __init__(

@@ -28,6 +28,12 @@ class StepCounter(torch.optim.Optimizer):
     steps; with none, ``global_step`` stays 0 and ``max_steps``, step-based checkpointing and
     step-based logging break. :class:`SpikingModule` steps this once per training batch so each
     batch is one global step. It holds one empty tensor and no state.
+
+    Example::
+
+        >>> optimizer = StepCounter()
+        >>> optimizer.step() is None  # changes nothing; Lightning counts the call
+        True
     """
 
     def __init__(self) -> None:
@@ -74,6 +80,18 @@ class SpikingModule(L.LightningModule):
         max_rate: rate (Hz) of intensity 1.
         reset_readout_each_epoch: forget the readout's class statistics at the start of each
             training epoch, so labels are assigned from the latest epoch's activity.
+
+    Example::
+
+        >>> from celltrain.learn import STDP
+        >>> from celltrain.neural import PoissonEncoder, diehl_cook_layer
+        >>> network = diehl_cook_layer(inputs=64, neurons=10)
+        >>> stdp = STDP()
+        >>> _ = stdp.register_cell("input_exc", network.cell("input_exc"))
+        >>> module = SpikingModule(network, stdp, PoissonEncoder(steps=50))
+        >>> counts = module.simulate(torch.rand(2, 64), torch.arange(2), epoch=0, learn=False)
+        >>> counts["exc"].shape
+        torch.Size([2, 10])
     """
 
     def __init__(
@@ -225,9 +243,9 @@ class SpikingModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         # Once per epoch rather than self.log(..., on_epoch=True) at every batch: each self.log
-        # call costs Lightning about 0.5 ms (it moves and deep-copies its record of the value),
-        # which at batch size 1 was a tenth of the whole batch. Lightning calls compute(), which
-        # sums the states over ranks, so every rank logs the same rate.
+        # call moves and deep-copies Lightning's record of the value, a large part of a small
+        # batch (benchmarks/README.md). Lightning calls compute(), which sums the states over
+        # ranks, so every rank logs the same rate.
         for name, rate in self.rates.items():
             if rate.update_count:
                 self.log(f"rate/{name}", rate, on_step=False, on_epoch=True)

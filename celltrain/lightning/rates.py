@@ -17,6 +17,13 @@ class FiringRate(Metric):
     several processes :meth:`compute` gives exactly the rate over the union of the ranks'
     samples, and they are saved in checkpoints (a run resumed mid-epoch reports the whole
     epoch's rate).
+
+    Example::
+
+        >>> rate = FiringRate()
+        >>> rate.update(torch.tensor([[5, 10]]), seconds=0.25)  # spikes of one sample in 250 ms
+        >>> rate.compute()
+        tensor(30., dtype=torch.float64)
     """
 
     full_state_update = False

@@ -21,6 +21,13 @@ class RateReadout(Metric):
     Args:
         neurons: number of output neurons (the counts' last dimension after flattening).
         num_classes: number of classes.
+
+    Example::
+
+        >>> readout = RateReadout(neurons=2, num_classes=2)
+        >>> readout.update(torch.tensor([[5, 0], [0, 3]]), torch.tensor([0, 1]))
+        >>> readout.compute(), readout.predict(torch.tensor([[4, 1]]))
+        (tensor([0, 1]), tensor([0]))
     """
 
     full_state_update = False

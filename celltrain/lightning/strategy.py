@@ -20,6 +20,13 @@ class LocalDDPStrategy(DDPStrategy):
     Use ``Trainer(strategy="ddp_local", accelerator="cpu", devices=2)`` (gloo on CPU) or
     ``--trainer.strategy=ddp_local`` on the command line. Arguments are those of
     ``DDPStrategy``.
+
+    Example::
+
+        >>> import lightning as L
+        >>> trainer = L.Trainer(strategy="ddp_local", accelerator="cpu", devices=1, logger=False)
+        >>> type(trainer.strategy).__name__
+        'LocalDDPStrategy'
     """
 
     strategy_name = "ddp_local"

@@ -12,7 +12,14 @@ from celltrain.utils.checks import finite, positive
 
 
 class Bound:
-    """Base class of bounds between ``minimum`` and ``maximum`` (parameter units)."""
+    """Base class of bounds between ``minimum`` and ``maximum`` (parameter units).
+
+    Example::
+
+        >>> bound = HardBound(0.0, 1.0)  # a Bound: bound(w, pos, neg) -> delta
+        >>> bound(torch.tensor([0.9]), torch.tensor([0.5]), torch.tensor([0.0]))
+        tensor([0.1000])
+    """
 
     def __init__(self, minimum: float, maximum: float) -> None:
         self.minimum = finite("minimum", minimum)
@@ -37,7 +44,13 @@ class Bound:
 
 
 class Unbounded:
-    """No bound: ``delta = pos - neg``."""
+    """No bound: ``delta = pos - neg``.
+
+    Example::
+
+        >>> Unbounded()(torch.tensor([0.5]), torch.tensor([0.2]), torch.tensor([0.1]))
+        tensor([0.1000])
+    """
 
     def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         return pos - neg
@@ -50,6 +63,12 @@ class HardBound(Bound):
     """Hard bound: ``w + pos - neg`` clamped to ``[minimum, maximum]``.
 
     Clamping is what this bound is for, so it is the documented result, not a silent fix.
+
+    Example::
+
+        >>> HardBound(0.0, 1.0)(torch.tensor([0.9, 0.1]), torch.tensor([0.5, 0.0]),
+        ...                     torch.tensor([0.0, 0.5]))
+        tensor([ 0.1000, -0.1000])
     """
 
     def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -66,6 +85,11 @@ class SoftBound(Bound):
     is the classic multiplicative rule ``(max - w) * pos - (w - min) * neg``; since both factors
     ``1 - exp(-x)`` lie in ``[0, 1)``, a weight inside ``[min, max]`` stays inside whatever the
     size of ``pos`` and ``neg``.
+
+    Example::
+
+        >>> SoftBound(0.0, 1.0)(torch.tensor([0.5]), torch.tensor([0.2]), torch.tensor([0.0]))
+        tensor([0.0906])
     """
 
     def __call__(self, w: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
@@ -85,6 +109,12 @@ class PowerBound(Bound):
     Args:
         minimum, maximum: the bounds.
         mu: exponent (> 0).
+
+    Example::
+
+        >>> PowerBound(0.0, 1.0, mu=2.0)(torch.tensor([0.5]), torch.tensor([0.2]),
+        ...                              torch.tensor([0.0]))
+        tensor([0.0500])
     """
 
     def __init__(self, minimum: float, maximum: float, mu: float = 1.0) -> None:

@@ -23,6 +23,13 @@ class Cell:
         name: the connection's name in the layer.
         source: the source name (input or neuron).
         target: the target neuron's name.
+
+    Example::
+
+        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(3, 2))})
+        >>> cell = layer.cell("in")
+        >>> cell, cell.resolve("neuron.spike")
+        (Cell('in': 'input' -> 'n'), 'neurons.n.spike')
     """
 
     def __init__(self, layer: Layer, name: str) -> None:

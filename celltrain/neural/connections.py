@@ -41,6 +41,14 @@ class Connection(HookedModule):
         bound: bound applied to weight updates (default unbounded), e.g. ``SoftBound(0, 1)``.
         constraints: run on the weight after each update, e.g. ``[Normalize(78.0)]``.
         bias: whether the target gets a learnable bias current (``out_shape``, nA).
+
+    Example::
+
+        >>> connection = Linear(2, 1, weight=torch.tensor([[1.0, 2.0]]))  # a Connection
+        >>> connection(torch.tensor([[True, True]]))
+        tensor([[3.]])
+        >>> connection.correlate(torch.ones(1, 1), torch.tensor([[1.0, 0.0]]))
+        tensor([[1., 0.]])
     """
 
     def __init__(
@@ -210,7 +218,14 @@ class Connection(HookedModule):
 
 
 class Linear(Connection):
-    """Dense all-to-all connection: ``weight`` is ``(prod(out_shape), prod(in_shape))``."""
+    """Dense all-to-all connection: ``weight`` is ``(prod(out_shape), prod(in_shape))``.
+
+    Example::
+
+        >>> linear = Linear(3, 2, weight=torch.ones(2, 3))
+        >>> linear(torch.tensor([[True, False, True]]))
+        tensor([[2., 2.]])
+    """
 
     def __init__(
         self, in_shape: int | Sequence[int], out_shape: int | Sequence[int], **kwargs
@@ -242,6 +257,12 @@ class Lateral(Linear):
 
     ``weight`` is ``(n, n)`` with ``n = prod(shape)``; its diagonal is kept at zero (it links
     no pair), in propagation, in ``correlate`` and after every update.
+
+    Example::
+
+        >>> lateral = Lateral(3, weight_range=(-1.0, -1.0))  # every other neuron, not itself
+        >>> lateral(torch.tensor([[True, False, False]]))
+        tensor([[ 0., -1., -1.]])
     """
 
     def __init__(self, shape: int | Sequence[int], **kwargs) -> None:
@@ -284,7 +305,14 @@ class Lateral(Linear):
 
 
 class Direct(Connection):
-    """One-to-one connection: ``weight`` has the population's shape, ``current = w * pre``."""
+    """One-to-one connection: ``weight`` has the population's shape, ``current = w * pre``.
+
+    Example::
+
+        >>> direct = Direct(3, weight=torch.tensor([1.0, 2.0, 3.0]))
+        >>> direct(torch.tensor([[True, False, True]]))
+        tensor([[1., 0., 3.]])
+    """
 
     def __init__(self, shape: int | Sequence[int], **kwargs) -> None:
         dims = shape_of("shape", shape)
@@ -313,6 +341,12 @@ class Conv2d(Connection):
         padding: int or ``(ph, pw)`` (zero padding).
         **kwargs: as for :class:`Connection` (weight, weight_range, synapse, bound,
             constraints, bias).
+
+    Example::
+
+        >>> conv = Conv2d((1, 4, 4), 2, 3, weight=torch.ones(2, 1, 3, 3))
+        >>> conv(torch.ones(1, 1, 4, 4, dtype=torch.bool)).shape
+        torch.Size([1, 2, 2, 2])
     """
 
     def __init__(

@@ -14,7 +14,14 @@ from celltrain.utils.checks import finite, positive
 
 
 class Clamp:
-    """Clamp a parameter to ``[minimum, maximum]`` after each update (parameter units)."""
+    """Clamp a parameter to ``[minimum, maximum]`` after each update (parameter units).
+
+    Example::
+
+        >>> weight = torch.tensor([-0.5, 0.5, 1.5])
+        >>> Clamp(0.0, 1.0)(weight); weight
+        tensor([0.0000, 0.5000, 1.0000])
+    """
 
     def __init__(self, minimum: float | None = None, maximum: float | None = None) -> None:
         if minimum is None and maximum is None:
@@ -41,6 +48,13 @@ class Normalize:
     Args:
         total: the sum each target neuron's weights are scaled to.
         target_dim: the weight dimension of the target neurons.
+
+    Example::
+
+        >>> weight = torch.tensor([[1.0, 3.0], [2.0, 2.0]])
+        >>> Normalize(1.0)(weight); weight  # each row sums to 1
+        tensor([[0.2500, 0.7500],
+                [0.5000, 0.5000]])
     """
 
     def __init__(self, total: float, target_dim: int = 0) -> None:

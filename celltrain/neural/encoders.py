@@ -36,6 +36,12 @@ class Encoder(nn.Module):
         max_rate: rates above this (Hz) are rejected, since they cannot be represented at
             this ``dt`` (default ``1000 / dt``: at most one spike per step; a larger
             ``max_rate`` does not raise that limit).
+
+    Example::
+
+        >>> encoder = RegularEncoder(steps=10)  # an Encoder: rates (Hz) -> (T, B, ...) spikes
+        >>> encoder(torch.tensor([[200.0]]), torch.arange(1)).shape
+        torch.Size([10, 1, 1])
     """
 
     def __init__(self, steps: int, dt: float = 1.0, max_rate: float | None = None) -> None:
@@ -105,6 +111,13 @@ class PoissonEncoder(Encoder):
     Args:
         steps, dt, max_rate: as for :class:`Encoder`.
         seed: base seed (int).
+
+    Example::
+
+        >>> encoder = PoissonEncoder(steps=1000, dt=1.0)
+        >>> spikes = encoder(torch.tensor([[0.0, 100.0]]), torch.arange(1))
+        >>> spikes.shape, bool(spikes[:, 0, 0].any()), 70 < int(spikes[:, 0, 1].sum()) < 130
+        (torch.Size([1000, 1, 2]), False, True)
     """
 
     def __init__(
@@ -133,6 +146,12 @@ class RegularEncoder(Encoder):
     """Deterministic regular spike trains: step ``t`` (1-based) spikes when
     ``floor(t * p) > floor((t - 1) * p)`` with ``p = rate * dt / 1000``, i.e. evenly spaced
     spikes, the first after ``1 / p`` steps. Independent of index, epoch and batch.
+
+    Example::
+
+        >>> spikes = RegularEncoder(steps=10)(torch.tensor([[200.0]]), torch.arange(1))
+        >>> spikes[:, 0, 0].int().tolist()  # 200 Hz at 1 ms: every fifth step
+        [0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
     """
 
     def encode(self, rates: torch.Tensor, index: torch.Tensor, epoch: int) -> torch.Tensor:

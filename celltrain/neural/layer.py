@@ -39,6 +39,17 @@ class Layer(HookedModule):
         neurons (nn.ModuleDict): the neurons by name.
         connections (nn.ModuleDict): the connections by name.
         wiring (dict[str, tuple[str, str]]): connection name -> (source, target).
+
+    Example::
+
+        >>> layer = Layer(
+        ...     {"exc": LIF(2), "inh": LIF(2)},
+        ...     {"in": ("input", "exc", Linear(3, 2, weight=torch.full((2, 3), 500.0))),
+        ...      "ei": ("exc", "inh", Direct(2, weight=torch.full((2,), 1000.0)))},
+        ... )
+        >>> out = layer.run(input=torch.ones(3, 1, 3, dtype=torch.bool))  # 3 steps at once
+        >>> out["exc"][:, 0, 0].tolist(), out["inh"][:, 0, 0].tolist()  # inh one step later
+        ([True, True, True], [False, True, True])
     """
 
     def __init__(

@@ -49,6 +49,21 @@ class Neuron(Stepped):
 
     Args:
         shape: shape of the population (int or tuple of ints), without the batch dimension.
+
+    Example::
+
+        >>> from celltrain.neural.functional import lif_constants, lif_step
+        >>> class Leaky(Neuron):  # a model: its step function on the state
+        ...     rest_voltage = -65.0
+        ...     def step(self, current):
+        ...         c = lif_constants(dt=self.dt, tau_membrane=10.0, rest_voltage=-65.0,
+        ...                           reset_voltage=-65.0, threshold_voltage=-50.0,
+        ...                           refractory_period=0.0, resistance=1.0, like=current)
+        ...         spike, self.voltage, self.refractory = lif_step(
+        ...             current, self.voltage, self.refractory, c)
+        ...         return spike
+        >>> Leaky(2)(torch.tensor([[0.0, 1000.0]]))
+        tensor([[False,  True]])
     """
 
     #: the potential (mV) a population starts from at rest; every model sets it
@@ -154,6 +169,14 @@ class LIF(Neuron):
         threshold_voltage: firing threshold (mV), above ``reset_voltage``.
         refractory_period: time held at reset after a spike (ms, >= 0).
         resistance: membrane resistance (MOhm, > 0).
+
+    Example::
+
+        >>> lif = LIF(3)
+        >>> lif(torch.tensor([[0.0, 100.0, 1000.0]]))
+        tensor([[False, False,  True]])
+        >>> lif.voltage  # the spiking neuron is reset
+        tensor([[-65.0000, -60.1229, -65.0000]])
     """
 
     def __init__(
@@ -181,6 +204,9 @@ class LIF(Neuron):
         self.resistance = positive("resistance", resistance)
         self._constants_key: tuple | None = None  # what self._constants was made for
         self._constants: LIFConstants | None = None
+        #: the constants of the Layer.run window under way (parameters do not change within
+        #: one), so its steps skip the check of constants(); None outside a window
+        self._window_constants: LIFConstants | None = None
 
     def threshold(self) -> torch.Tensor | float:
         """Firing threshold in mV (a tensor of shape ``(B, *shape)`` for adaptive models)."""
@@ -215,9 +241,16 @@ class LIF(Neuron):
             self._constants_key = key
         return self._constants
 
+    def begin_window(self) -> None:
+        self._window_constants = self.constants(self.voltage)
+
+    def end_window(self, spikes: torch.Tensor | None) -> None:
+        self._window_constants = None
+
     def step(self, current: torch.Tensor) -> torch.Tensor:
+        c = self._window_constants
         spike, self.voltage, self.refractory = lif_step(
-            current, self.voltage, self.refractory, self.constants(current)
+            current, self.voltage, self.refractory, self.constants(current) if c is None else c
         )
         return spike
 
@@ -253,6 +286,14 @@ class ALIF(LIF):
         theta_plus: threshold increase per spike (mV, >= 0).
         tau_theta: decay time constant of the threshold adaptation (ms, > 0).
         batch_reduction: ``"mean"`` or ``"sum"`` over the samples of a batch.
+
+    Example::
+
+        >>> alif = ALIF(2, theta_plus=1.0, tau_theta=100.0)
+        >>> alif(torch.tensor([[0.0, 1000.0]]))
+        tensor([[False,  True]])
+        >>> alif.adaptation  # the spike raised its threshold by theta_plus
+        tensor([[0., 1.]])
     """
 
     def __init__(
@@ -274,6 +315,7 @@ class ALIF(LIF):
         # batch-reduced adaptation when a Layer.run window began (None outside a window or when
         # not learning): the window's theta change is learned from it at end_window
         self._window_start: torch.Tensor | None = None
+        self._theta_fraction = decay_fraction(self.dt, self.tau_theta)  # of the window under way
 
     def rest_state(self, batch: int) -> None:
         super().rest_state(batch)
@@ -284,14 +326,14 @@ class ALIF(LIF):
         return self.threshold_voltage + self.adaptation
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
-        previous = self.adaptation
+        previous, c = self.adaptation, self._window_constants
         spike, self.voltage, self.refractory, adaptation = alif_step(
             current,
             self.voltage,
             self.refractory,
             previous,
-            self.constants(current),
-            decay_fraction(self.dt, self.tau_theta),
+            self.constants(current) if c is None else c,
+            self._theta_fraction if c is not None else decay_fraction(self.dt, self.tau_theta),
             self.theta_plus,
         )
         self.adaptation = adaptation
@@ -309,6 +351,8 @@ class ALIF(LIF):
     def begin_window(self) -> None:
         """While learning, note the batch-reduced adaptation the window starts from; the
         window's threshold learning is then added once, at :meth:`end_window`."""
+        super().begin_window()
+        self._theta_fraction = decay_fraction(self.dt, self.tau_theta)
         self._window_start = self._reduce(self.adaptation, 0) if self.learning else None
 
     def end_window(self, spikes: torch.Tensor | None) -> None:
@@ -320,6 +364,7 @@ class ALIF(LIF):
         :func:`~celltrain.utils.filters.exponential_filter` (instead of reducing the batch at
         every step), and its per-step changes are split into increases and decreases.
         """
+        super().end_window(spikes)
         start, self._window_start = self._window_start, None
         if start is None or spikes is None or spikes.shape[0] == 0:
             return
@@ -353,6 +398,13 @@ class Izhikevich(Neuron):
         d: recovery increment after a spike.
         resistance: input resistance (MOhm, > 0).
         refractory_period: time held at reset after a spike (ms, >= 0).
+
+    Example::
+
+        >>> neuron = Izhikevich(2)
+        >>> spikes = torch.stack([neuron(torch.tensor([[0.0, 10.0]])) for _ in range(200)])
+        >>> spikes.sum(0)  # regular spiking under 10 nA
+        tensor([[0, 5]])
     """
 
     peak_voltage = 30.0
@@ -414,6 +466,13 @@ class QIF(Neuron):
         peak_voltage, reset_voltage: spike cut-off and reset (mV).
         resistance: membrane resistance (MOhm, > 0).
         refractory_period: time held at reset after a spike (ms, >= 0).
+
+    Example::
+
+        >>> qif = QIF(2)
+        >>> spikes = [qif(torch.tensor([[0.0, 60.0]])) for _ in range(100)]
+        >>> torch.stack(spikes).sum(0)  # 100 ms: silent at rest, regular under 60 nA
+        tensor([[ 0, 12]])
     """
 
     def __init__(

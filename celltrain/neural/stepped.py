@@ -22,6 +22,21 @@ class Stepped(HookedModule):
     still convert them (:meth:`_apply`). They start empty, are created at rest on the first
     step after :meth:`reset`, and are always replaced out of place, so a state created under
     ``torch.inference_mode()`` never has to be modified in place later.
+
+    Example::
+
+        >>> class Counter(Stepped):  # state of shape (B,), sized by the first step
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.register_state("count")
+        ...     def forward(self, x):
+        ...         if self.count.numel() == 0:
+        ...             self.count = torch.zeros(x.shape[0])
+        ...         self.count = self.count + x
+        ...         return self.count
+        >>> counter = Counter()
+        >>> _ = counter(torch.ones(2)); counter(torch.ones(2))
+        tensor([2., 2.])
     """
 
     def __init__(self) -> None:

@@ -24,6 +24,12 @@ class Synapse(Stepped):
 
     Args:
         amplitude: current per spike and unit weight (nA, > 0).
+
+    Example::
+
+        >>> synapse = ExponentialCurrent(tau=5.0)  # a Synapse: spikes -> current
+        >>> synapse(torch.tensor([[True]])), synapse(torch.tensor([[False]]))
+        (tensor([[1.]]), tensor([[0.8187]]))
     """
 
     def __init__(self, amplitude: float = 1.0) -> None:
@@ -114,6 +120,11 @@ class DeltaCurrent(Synapse):
     charge of a spike is ``w * dt``, so the effect of one spike scales with ``dt`` (0.146,
     0.015 and 0.0015 mV for 3 nA, R = 1 MOhm, tau 20 ms at dt 1, 0.1 and 0.01 ms). To port a
     model whose spikes make the voltage jump (``v += w``), use :class:`VoltageJump`.
+
+    Example::
+
+        >>> DeltaCurrent(amplitude=2.0)(torch.tensor([[True, False]]))
+        tensor([[2., 0.]])
     """
 
     def step(self, spike: torch.Tensor) -> torch.Tensor:
@@ -167,6 +178,15 @@ class ExponentialCurrent(Synapse):
         amplitude: current jump per spike and unit weight (nA, > 0).
         tau_membrane: for exact integration, the target's membrane time constant (ms, > 0);
             ``None`` (default) holds the current constant over each step.
+
+    Example::
+
+        >>> synapse = ExponentialCurrent(tau=5.0)
+        >>> [round(synapse(torch.tensor([[t == 0]])).item(), 4) for t in range(3)]
+        [1.0, 0.8187, 0.6703]
+        >>> exact = ExponentialCurrent(tau=5.0, tau_membrane=20.0)  # for an LIF of tau 20 ms
+        >>> round(exact.exact_factor(), 4)  # the step's constant current per unit current
+        0.9056
     """
 
     def __init__(
@@ -233,6 +253,15 @@ class VoltageJump(Synapse):
         amplitude: voltage jump per spike and unit weight (mV, > 0).
         tau_membrane: the target's membrane time constant (ms, > 0).
         resistance: the target's membrane resistance (MOhm, > 0).
+
+    Example::
+
+        >>> lif = LIF(1, threshold_voltage=1e9)
+        >>> layer = Layer({"n": lif}, {"jump": ("input", "n", Linear(1, 1, weight=torch.ones(1, 1),
+        ...     synapse=VoltageJump(2.0, tau_membrane=20.0, resistance=1.0)))})
+        >>> _ = layer(input=torch.ones(1, 1, dtype=torch.bool))
+        >>> round(lif.voltage.item() + 65.0, 6)  # a jump of 2 mV from rest
+        2.0
     """
 
     def __init__(

@@ -27,6 +27,13 @@ class ParameterUpdate(nn.Module):
         bound: ``bound(w, pos, neg) -> delta`` (default: unbounded, ``pos - neg``).
         constraints: callables ``constraint(param)`` run in order after each update (e.g. ``Clamp``,
             ``Normalize``).
+
+    Example::
+
+        >>> update = ParameterUpdate((2,))
+        >>> update.add(pos=torch.tensor([1.0, 0.0])); update.add(neg=torch.tensor([0.5, 0.5]))
+        >>> update.pos - update.neg
+        tensor([ 0.5000, -0.5000])
     """
 
     def __init__(
@@ -106,6 +113,14 @@ class Updater(nn.Module):
     Args:
         module: the module whose parameters are updated.
         params: parameter names, or a mapping name -> ``(bound, constraints)``.
+
+    Example::
+
+        >>> connection = Linear(2, 1, weight=torch.zeros(1, 2))
+        >>> connection.updater.weight.add(pos=torch.tensor([[0.5, 1.0]]))
+        >>> _ = connection.updater.step()  # apply, bound, constrain, clear
+        >>> connection.weight.data, connection.updater.pending
+        (tensor([[0.5000, 1.0000]]), False)
     """
 
     def __init__(

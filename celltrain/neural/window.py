@@ -115,7 +115,17 @@ class HookedModule(nn.Module):
     through the handles its ``register_forward_hook`` / ``register_forward_pre_hook`` return.
     The neural components and the layer derive from it, so :func:`run` can tell when it must
     step one ``forward`` at a time. A deep copy keeps torch's copy of the hooks and handles
-    that refer to it, so a copy knows its hooks too."""
+    that refer to it, so a copy knows its hooks too.
+
+    Example::
+
+        >>> lif = LIF(2)
+        >>> handle = lif.register_forward_hook(lambda module, args, out: None)
+        >>> lif.has_hooks()
+        True
+        >>> handle.remove(); lif.has_hooks()
+        False
+    """
 
     def register_forward_hook(self, hook: Callable, **kwargs: Any) -> RemovableHandle:
         handle = super().register_forward_hook(hook, **kwargs)

@@ -129,6 +129,16 @@ class Monitor(nn.Module, WindowObserver):
     Raises:
         AttributeError: ``attr`` does not exist or goes through a non-module attribute.
         TypeError: ``reducer`` is not a :class:`Reducer` or ``module`` not a module.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> w = torch.full((2, 1), 500.0)
+        >>> layer = Layer({"n": LIF(2)}, {"in": ("input", "n", Linear(1, 2, weight=w))})
+        >>> monitor = Monitor(Count(), layer, "neurons.n.spike")
+        >>> _ = layer.run(input=torch.ones(4, 1, 1, dtype=torch.bool))
+        >>> monitor.peek(), monitor.window().steps
+        (tensor([[4, 4]]), 4)
     """
 
     def __init__(self, reducer: Reducer, module: nn.Module, attr: str) -> None:
@@ -326,6 +336,13 @@ class MonitorConstructor:
         monitor_cls: the :class:`Monitor` class (or subclass) to build.
         reducer_factory: callable returning a :class:`Reducer` (usually the class).
         reducer_kwargs: keyword arguments of ``reducer_factory``.
+
+    Example::
+
+        >>> from celltrain.neural import LIF
+        >>> make = Monitor.partial(Trace, tau=20.0)  # a MonitorConstructor
+        >>> make == Monitor.partial(Trace, tau=20.0), make(attr="spike", module=LIF(2)).reducer
+        (True, Trace(tau=20.0, amplitude=1.0, target=True, mode='cumulative'))
     """
 
     __slots__ = ("monitor_cls", "reducer_factory", "reducer_kwargs")

@@ -84,6 +84,17 @@ class MonitorPool(nn.Module):
 
     Monitors added while the pool is in training mode record; in evaluation mode they start
     deregistered. :meth:`train` registers or deregisters every monitor.
+
+    Example::
+
+        >>> from celltrain.neural import LIF, Layer, Linear
+        >>> layer = Layer({"n": LIF(2)}, {"a": ("input", "n", Linear(1, 2)),
+        ...                               "b": ("input", "n", Linear(1, 2))})
+        >>> pool = MonitorPool()
+        >>> pool.add_observed("a", layer.cell("a")); pool.add_observed("b", layer.cell("b"))
+        >>> first = pool.add_monitor("a", "spikes", "neuron.spike", Monitor.partial(Count))
+        >>> first is pool.add_monitor("b", "spikes", "neuron.spike", Monitor.partial(Count))
+        True
     """
 
     def __init__(self) -> None:

@@ -1,7 +1,7 @@
 """Running without autograd, cheaply.
 
-Nothing in celltrain builds an autograd graph. Entering ``torch.no_grad()`` costs about a
-microsecond, and a time step calls dozens of components, so components use
+Nothing in celltrain builds an autograd graph. Entering ``torch.no_grad()`` has a cost of its
+own (benchmarks/README.md), and a time step calls dozens of components, so components use
 :func:`gradient_free`, which enters it only when gradients are enabled: the outermost call
 (``Layer.forward``, a trainer, an encoder) switches autograd off once and the calls inside skip
 the context.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 # Below this many elements the plain bool cast is the cheaper call; above it the bool cast
-# kernel is the slower one (e.g. 5.0 us against 3.3 us for 3,200 spikes on our CPU).
+# kernel is the slower one (measured in benchmarks/README.md).
 _UINT8_FROM = 1024
 
 

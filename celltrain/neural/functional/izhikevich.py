@@ -18,6 +18,15 @@ class IzhikevichConstants(NamedTuple):
         peak: spike cut-off (mV).
         refractory_period: time held at reset after a spike (ms).
         dt: step length (ms).
+
+    Example::
+
+        >>> k = IzhikevichConstants(a=0.02, b=0.2, c=-65.0, d=8.0, resistance=1.0, peak=30.0,
+        ...                         refractory_period=0.0, dt=1.0)
+        >>> spike, *_ = izhikevich_step(torch.tensor([50.0]), torch.tensor([29.0]),
+        ...                             torch.tensor([0.0]), torch.tensor([0.0]), k)
+        >>> spike
+        tensor([True])
     """
 
     a: float

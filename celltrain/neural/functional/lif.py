@@ -29,6 +29,14 @@ class LIFConstants(NamedTuple):
         held_above: refractory time left above which a neuron is held (``1e-3 * dt`` ms: a
             smaller remainder is rounding error of the countdown), 0-dim.
         zero: 0, 0-dim.
+
+    Example::
+
+        >>> c = lif_constants(dt=1.0, tau_membrane=20.0, rest_voltage=-65.0, reset_voltage=-65.0,
+        ...                   threshold_voltage=-52.0, refractory_period=2.0, resistance=1.0,
+        ...                   like=torch.zeros(1))
+        >>> round(c.decay_fraction, 5), c.threshold
+        (0.04877, tensor(-52.))
     """
 
     decay_fraction: float

@@ -8,7 +8,17 @@ from torch import Tensor
 
 
 class QIFConstants(NamedTuple):
-    """The constants of one QIF step (mV, ms, MOhm; ``sharpness`` in 1/mV)."""
+    """The constants of one QIF step (mV, ms, MOhm; ``sharpness`` in 1/mV).
+
+    Example::
+
+        >>> k = QIFConstants(dt=0.1, tau_membrane=10.0, sharpness=0.2, rest=-65.0,
+        ...                  critical=-50.0, resistance=1.0, peak=0.0, reset=-70.0,
+        ...                  refractory_period=0.0)
+        >>> spike, voltage, _ = qif_step(torch.zeros(1), torch.tensor([-65.0]), torch.zeros(1), k)
+        >>> spike, voltage  # rest is a fixed point
+        (tensor([False]), tensor([-65.]))
+    """
 
     dt: float
     tau_membrane: float

@@ -72,6 +72,13 @@ class Reducer(nn.Module):
     folds a checked window (one :meth:`forward` per step by default). Set ``needs_dt = True``
     when the fold uses ``dt``. :meth:`forward` (one step) and :meth:`run` (``T`` steps) check
     their arguments and keep the step count; they are not overridden.
+
+    Example::
+
+        >>> reducer = Count()  # a Reducer: one step with forward, T steps with run
+        >>> reducer(torch.tensor([True, False])); reducer.run(torch.ones(3, 2, dtype=torch.bool))
+        >>> reducer.peek(), reducer.steps
+        (tensor([4, 3]), 4)
     """
 
     needs_dt: bool = False
@@ -353,6 +360,16 @@ class EventFold(FoldReducer):
 
     Args:
         target: observed value that counts as an event (``True`` for bool spikes).
+
+    Example::
+
+        >>> class Events(EventFold):  # counts the steps where the observation equals target
+        ...     def fold(self, value, observation, dt):
+        ...         return value + self.event(observation)
+        >>> events = Events(target=2)
+        >>> events.run(torch.tensor([[2, 1], [2, 2]]))
+        >>> events.peek()
+        tensor([2., 1.])
     """
 
     def __init__(self, target: Any = True) -> None:

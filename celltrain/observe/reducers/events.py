@@ -41,6 +41,13 @@ class Trace(EventFold):
         ValueError: ``tau`` is not finite and positive, ``amplitude`` not finite, or ``mode``
             unknown.
         TypeError: ``tau`` or ``amplitude`` is not a real number.
+
+    Example::
+
+        >>> trace = Trace(tau=10.0)
+        >>> trace.run(torch.tensor([[True], [False], [True]]), dt=1.0)
+        >>> trace.peek()  # 0.9048**2 + 1
+        tensor([1.8187])
     """
 
     needs_dt = True
@@ -126,6 +133,13 @@ class Count(EventFold):
 
     Args:
         target: observed value that counts as an event (``True`` for bool spikes).
+
+    Example::
+
+        >>> count = Count()
+        >>> count.run(torch.tensor([[True, False], [True, True]]))
+        >>> count.peek()
+        tensor([2, 1])
     """
 
     def initial(self, observation: Tensor) -> Tensor:
@@ -151,6 +165,13 @@ class TimeSince(EventFold):
 
     Args:
         target: observed value that counts as an event (``True`` for bool spikes).
+
+    Example::
+
+        >>> since = TimeSince()
+        >>> since.run(torch.tensor([[True], [False], [False]]), dt=0.5)
+        >>> since.peek()
+        tensor([1.])
     """
 
     needs_dt = True

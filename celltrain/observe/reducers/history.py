@@ -21,6 +21,14 @@ class History(Reducer):
     Raises:
         ValueError: ``size`` < 1.
         TypeError: ``size`` is not an int.
+
+    Example::
+
+        >>> history = History(size=2)
+        >>> history.run(torch.tensor([[1], [2], [3]]))
+        >>> history.view()  # the last two steps, oldest first
+        tensor([[2],
+                [3]])
     """
 
     def __init__(self, size: int) -> None:

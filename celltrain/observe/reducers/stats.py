@@ -14,7 +14,15 @@ from celltrain.utils.filters import state_dtype
 
 
 class Sum(FoldReducer):
-    """Element-wise sum of the observations, shape ``(*S)``, floating point (bool -> 0/1)."""
+    """Element-wise sum of the observations, shape ``(*S)``, floating point (bool -> 0/1).
+
+    Example::
+
+        >>> total = Sum()
+        >>> total.run(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+        >>> total.peek()
+        tensor([4., 6.])
+    """
 
     def fold(self, value: Tensor, observation: Tensor, dt: float | None) -> Tensor:
         return value + observation
@@ -45,6 +53,13 @@ class Mean(LerpFold):
 
     For bool spikes this is the fraction of steps with a spike (divide by ``dt`` for a rate
     per ms). Updated incrementally: ``x <- x + (observation - x) / n`` at the ``n``-th step.
+
+    Example::
+
+        >>> mean = Mean()
+        >>> mean.run(torch.tensor([[True], [False], [True], [True]]))
+        >>> mean.peek()
+        tensor([0.7500])
     """
 
     def weight(self) -> float:
@@ -65,6 +80,13 @@ class EMA(LerpFold):
     Raises:
         ValueError: ``alpha`` outside ``(0, 1]``.
         TypeError: ``alpha`` is not a real number.
+
+    Example::
+
+        >>> ema = EMA(alpha=0.5)
+        >>> ema.run(torch.tensor([[0.0], [1.0], [1.0]]))
+        >>> ema.peek()
+        tensor([0.7500])
     """
 
     def __init__(self, alpha: float) -> None:
@@ -84,7 +106,15 @@ class EMA(LerpFold):
 
 
 class Latest(FoldReducer):
-    """The latest observation (a copy, in its own dtype), shape ``(*S)``."""
+    """The latest observation (a copy, in its own dtype), shape ``(*S)``.
+
+    Example::
+
+        >>> latest = Latest()
+        >>> latest.run(torch.tensor([[1, 2], [3, 4]]))
+        >>> latest.peek()
+        tensor([3, 4])
+    """
 
     def initial(self, observation: Tensor) -> Tensor:
         return observation
