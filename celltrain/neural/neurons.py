@@ -124,7 +124,7 @@ class Neuron(Stepped):
         """One step without argument checks (the state must exist, see :meth:`prepare`): the
         inner loop of :meth:`~celltrain.neural.Layer.run`. Returns the spikes."""
         spike = self.step(current)
-        self.spike = spike
+        self.set_state(spike=spike)
         return spike
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
@@ -249,9 +249,10 @@ class LIF(Neuron):
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         c = self._window_constants
-        spike, self.voltage, self.refractory = lif_step(
+        spike, voltage, refractory = lif_step(
             current, self.voltage, self.refractory, self.constants(current) if c is None else c
         )
+        self.set_state(voltage=voltage, refractory=refractory)
         return spike
 
 
@@ -327,7 +328,7 @@ class ALIF(LIF):
 
     def step(self, current: torch.Tensor) -> torch.Tensor:
         previous, c = self.adaptation, self._window_constants
-        spike, self.voltage, self.refractory, adaptation = alif_step(
+        spike, voltage, refractory, adaptation = alif_step(
             current,
             self.voltage,
             self.refractory,
@@ -336,7 +337,7 @@ class ALIF(LIF):
             self._theta_fraction if c is not None else decay_fraction(self.dt, self.tau_theta),
             self.theta_plus,
         )
-        self.adaptation = adaptation
+        self.set_state(voltage=voltage, refractory=refractory, adaptation=adaptation)
         if self.learning and self._window_start is None:  # in a window: at end_window
             change = self._reduce(adaptation - previous, 0)
             self.updater.theta.add(

@@ -73,9 +73,8 @@ class Synapse(Stepped):
     def advance(self, spike: torch.Tensor) -> torch.Tensor:
         """One step without argument checks (the state must exist, see :meth:`prepare`):
         the inner loop of :meth:`~celltrain.neural.Layer.run`."""
-        self.spike = spike
         current = self.step(spikes_as(spike, self.current.dtype))
-        self.current = current
+        self.set_state(spike=spike, current=current)
         return current
 
     @gradient_free
