@@ -12,6 +12,14 @@ from collections.abc import Sequence
 import torch
 
 
+def _real(name: str, value: float) -> float:
+    """``value`` as a float, or ``TypeError`` naming ``name`` when it is not a real number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+
+
 def positive(name: str, value: float) -> float:
     """Return ``value`` as a float if it is finite and > 0, else raise ``ValueError``.
 
@@ -19,10 +27,7 @@ def positive(name: str, value: float) -> float:
         name: argument name used in the error message.
         value: the number to check (e.g. a time constant in ms).
     """
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    number = _real(name, value)
     if not math.isfinite(number) or number <= 0.0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return number
@@ -30,10 +35,7 @@ def positive(name: str, value: float) -> float:
 
 def non_negative(name: str, value: float) -> float:
     """Return ``value`` as a float if it is finite and >= 0, else raise ``ValueError``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    number = _real(name, value)
     if not math.isfinite(number) or number < 0.0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return number
@@ -41,10 +43,7 @@ def non_negative(name: str, value: float) -> float:
 
 def finite(name: str, value: float) -> float:
     """Return ``value`` as a float if it is finite, else raise ``ValueError``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    number = _real(name, value)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return number
