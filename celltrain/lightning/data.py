@@ -227,21 +227,61 @@ def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (MNIST format; gzip if the name ends in ``.gz``) into an array.
 
     Raises:
-        ValueError: the file is not a valid IDX file.
+        FileNotFoundError: there is no such file.
+        ValueError: the file is not a valid IDX file (a bad magic number or data type, a
+            header cut short, no dimension, or a size other than the header's), or a ``.gz``
+            file is not gzip data; the message names the file.
     """
     path = Path(path)
-    data = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+            data = file.read()
+    except (gzip.BadGzipFile, EOFError) as error:
+        raise ValueError(f"{path}: not a readable gzip file ({error})") from error
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     if data[2] not in types:
         raise ValueError(f"{path}: unknown IDX data type 0x{data[2]:02x}")
     ndim = data[3]
+    if ndim == 0:
+        raise ValueError(f"{path}: an IDX file needs at least 1 dimension, the header has 0")
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(
+            f"{path}: the header is cut short: {ndim} dimensions need {4 + 4 * ndim} bytes, "
+            f"the file has {len(data)}"
+        )
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=types[data[2]], offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} but holds {body.size} values")
-    return body.reshape(dims)
+    itemsize = np.dtype(types[data[2]]).itemsize
+    values = (len(data) - 4 - 4 * ndim) // itemsize
+    if math.prod(dims) != values or (len(data) - 4 - 4 * ndim) % itemsize:
+        raise ValueError(f"{path}: header says {dims} but holds {values} values")
+    return np.frombuffer(data, dtype=types[data[2]], offset=4 + 4 * ndim).reshape(dims)
+
+
+def intensities(images: np.ndarray, path: Path) -> torch.Tensor:
+    """IDX images ``(N, ...)`` as intensities ``(N, features)`` in ``[0, 1]``: unsigned bytes
+    scaled by ``1 / 255``, floating point values taken as they are.
+
+    Raises:
+        ValueError: signed integer images (no known scale), or float images outside
+            ``[0, 1]``; the message names the file.
+    """
+    flat = images.reshape(images.shape[0], -1)
+    if flat.dtype.kind == "u" and flat.dtype.itemsize == 1:
+        flat = flat / 255.0
+    elif flat.dtype.kind == "f":
+        if flat.size and not (np.isfinite(flat).all() and flat.min() >= 0 and flat.max() <= 1):
+            raise ValueError(
+                f"{path}: float images must be intensities in [0, 1], got values in "
+                f"[{flat.min()}, {flat.max()}]"
+            )
+    else:
+        raise ValueError(
+            f"{path}: images must be unsigned bytes (scaled by 1/255) or floats in [0, 1], "
+            f"got {flat.dtype.name}"
+        )
+    return torch.tensor(flat.astype(np.float64), dtype=torch.get_default_dtype())  # native order
 
 
 class IDXDataModule(SplitDataModule):
@@ -250,7 +290,8 @@ class IDXDataModule(SplitDataModule):
     Expects ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each optionally ``.gz``) in
     ``root``. The last ``val_size`` training samples form the validation split. Images are
-    flattened and scaled to ``[0, 1]`` by ``1 / 255``.
+    flattened; bytes are scaled to ``[0, 1]`` by ``1 / 255``, float images must already be
+    intensities in ``[0, 1]`` (:func:`intensities`).
 
     Args:
         root: the directory.
@@ -297,10 +338,9 @@ class IDXDataModule(SplitDataModule):
             labels = read_idx(self._file(f"{prefix}-labels-idx1-ubyte"))
             if images.shape[0] != labels.shape[0]:
                 raise ValueError(f"{prefix}: {images.shape[0]} images but {labels.shape[0]} labels")
-            x = torch.tensor(
-                images.reshape(images.shape[0], -1) / 255.0, dtype=torch.get_default_dtype()
+            return intensities(images, self._file(f"{prefix}-images-idx3-ubyte")), torch.tensor(
+                labels.astype(np.int64)
             )
-            return x, torch.tensor(labels.astype(np.int64))
 
         x, y = pair("train")
         if not 1 <= self.val_size < len(y):

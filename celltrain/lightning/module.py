@@ -157,7 +157,15 @@ class SpikingModule(L.LightningModule):
         return x, y, index
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless ``x`` matches the shape the network's input expects."""
+        """Raise ``ValueError`` unless ``x`` has the shape the network's input expects and
+        holds intensities in ``[0, 1]`` (``max_rate`` is the rate of intensity 1)."""
+        if x.numel() and x.dtype != torch.bool:
+            low, high = torch.stack(torch.aminmax(x.detach())).tolist()  # one host sync
+            if not (0.0 <= low and high <= 1.0):
+                raise ValueError(
+                    f"batch features must be intensities in [0, 1] (max_rate={self.max_rate} Hz "
+                    f"is intensity 1), got values in [{low}, {high}]"
+                )
         expected = [
             c.in_shape
             for name, c in getattr(self.network, "connections", {}).items()
@@ -268,6 +276,7 @@ class SpikingModule(L.LightningModule):
 
     def _evaluate(self, batch: Any, batch_idx: int, metric: MulticlassAccuracy, key: str) -> None:
         x, y, index = self.unpack(batch, batch_idx)
+        self.readout.check_labels(y, x.shape[0])  # as training labels are checked
         counts = self.simulate(x, index, 0, learn=False)
         prediction = self.readout.predict(counts[self.output], self.assignment())
         metric.update(prediction, y)

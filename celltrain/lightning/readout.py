@@ -70,9 +70,20 @@ class RateReadout(Metric):
             ValueError: shapes do not match, or a label is outside ``[0, num_classes)``.
         """
         flat = self._flat_counts(counts)
-        if labels.shape != (flat.shape[0],) or labels.is_floating_point():
+        self.check_labels(labels, flat.shape[0])
+        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).to(torch.float64)
+        self.class_counts += flat.to(torch.float64).t() @ onehot
+        self.class_samples += onehot.sum(0)
+
+    def check_labels(self, labels: torch.Tensor, batch: int) -> None:
+        """Check ``labels``: an integer tensor ``(batch,)`` of classes in ``[0, num_classes)``.
+
+        Raises:
+            ValueError: another shape or dtype, or a label outside ``[0, num_classes)``.
+        """
+        if labels.shape != (batch,) or labels.is_floating_point():
             raise ValueError(
-                f"labels must be an integer tensor of shape ({flat.shape[0]},), "
+                f"labels must be an integer tensor of shape ({batch},), "
                 f"got {tuple(labels.shape)} {labels.dtype}"
             )
         if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
@@ -80,9 +91,6 @@ class RateReadout(Metric):
                 f"labels must lie in [0, {self.num_classes}), got values from "
                 f"{int(labels.min())} to {int(labels.max())}"
             )
-        onehot = torch.nn.functional.one_hot(labels.long(), self.num_classes).to(torch.float64)
-        self.class_counts += flat.to(torch.float64).t() @ onehot
-        self.class_samples += onehot.sum(0)
 
     def compute(self) -> torch.Tensor:
         """The class assigned to each neuron, ``(neurons,)`` long (``-1``: unassigned)."""

@@ -10,12 +10,17 @@ from celltrain.neural.connections import Direct, Lateral, Linear
 from celltrain.neural.constraints import Normalize
 from celltrain.neural.layer import Layer
 from celltrain.neural.neurons import ALIF, LIF
+from celltrain.utils.checks import positive
 
 
 def voltage_resistance(tau: float, dt: float) -> float:
     """Resistance (MOhm) at which a one-step current of 1 nA raises the voltage by 1 mV, so
-    weights read as voltage jumps per spike (as in Diehl & Cook's code)."""
-    return 1.0 / -math.expm1(-dt / tau)
+    weights read as voltage jumps per spike (as in Diehl & Cook's code).
+
+    Raises:
+        ValueError: ``tau`` or ``dt`` (ms) is not a finite number > 0.
+    """
+    return 1.0 / -math.expm1(-positive("dt", dt) / positive("tau", tau))
 
 
 def diehl_cook_layer(
